@@ -1,0 +1,156 @@
+"""The ``codesign`` command line.
+
+Exit status: 0 success, 1 a C simulation mismatch, 2 invalid input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from codesign.errors import InputError
+
+
+def _cmd_data(args) -> int:
+    from quantize.dataset import generate
+
+    dataset = generate(Path(args.root) if args.root else None)
+    print(f"data set ready in {dataset.root}")
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from codesign.flow import check_output_folder  # noqa: F401  (same --force rule as convert)
+    from quantize.dataset import generate
+    from quantize.detector import DetectorConfig
+    from quantize.train import TrainConfig, train
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise InputError(f"checkpoint {out} exists; pass --force to overwrite it")
+    if not 1 <= args.weight_bits <= 16 or not 1 <= args.act_bits <= 16:
+        raise InputError("--weight-bits and --act-bits must be between 1 and 16")
+    if args.epochs < 1:
+        raise InputError(f"--epochs must be at least 1, got {args.epochs}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    config = DetectorConfig(weight_bits=args.weight_bits, act_bits=args.act_bits)
+    metrics = train(generate(), out, config, TrainConfig(epochs=args.epochs), progress=not args.quiet)
+    print(f"wrote {out}: val mAP@0.5 {metrics['val_map50']:.4f} (epoch {metrics['epoch']}, "
+          f"{metrics['total_seconds']:.0f} s)")
+    return 0
+
+
+def _cmd_convert(args) -> int:
+    from codesign.flow import convert
+
+    started = time.monotonic()
+    project = convert(args.model, Path(args.out), args.board, force=args.force, tb_images=args.tb_images,
+                      reuse_factor=args.reuse_factor)
+    widest = max(project.meta["precision"], key=lambda row: int(row["type"].split("<")[1].split(",")[0]))
+    print(f"wrote {project.root} for {args.board} in {time.monotonic() - started:.1f} s")
+    print(f"  input  {project.meta['input']['type']} {project.meta['input']['shape']} {project.meta['input']['layout']}")
+    print(f"  output {project.meta['output']['type']} {project.meta['output']['shape']} {project.meta['output']['layout']}")
+    print(f"  widest type {widest['type']} ({widest['layer']} {widest['tensor']}); see precision.md")
+    return 0
+
+
+def _cmd_csim(args) -> int:
+    from codesign.csim import csim
+    from codesign.project import load_project
+
+    project = load_project(Path(args.project))
+    started = time.monotonic()
+    report = csim(project, count=args.count, jobs=args.jobs)
+    elapsed = time.monotonic() - started
+    identical = {True: "yes", False: "NO", None: "n/a (not a detector)"}[report.detections_identical]
+    print(f"images:               {report.images}")
+    print(f"output values:        {report.values}")
+    print(f"exact-match fraction: {report.exact_fraction:.6f} ({report.exact_values}/{report.values})")
+    print(f"max |difference|:     {report.max_abs_lsb:g} LSB")
+    print(f"detections identical: {identical}")
+    print(f"time: build {report.build_seconds:.1f} s, reference {report.reference_seconds:.1f} s, "
+          f"C++ {report.run_seconds:.1f} s on {report.jobs} processes, total {elapsed:.1f} s")
+    for row in report.mismatches:
+        print(f"  mismatch: image {row['image']} output {row['output']} got {row['got']} "
+              f"expected {row['expected']:g} ({row['difference_lsb']:+g} LSB)")
+    if args.json:
+        data = report.to_dict() | {"total_seconds": round(elapsed, 2)}
+        Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
+    print("PASS: C++ matches the reference exactly" if report.passed else "FAIL: C++ differs from the reference")
+    return 0 if report.passed else 1
+
+
+def _cmd_boards(args) -> int:
+    from codesign.boards import list_boards
+
+    print(f"{'board':<12} {'part':<22} {'LUT':>9} {'FF':>9} {'DSP':>6} {'BRAM18K':>8} {'URAM':>5} {'MHz':>5}  host link")
+    for board in list_boards():
+        r = board.resources
+        print(f"{board.name:<12} {board.part:<22} {r.lut:>9} {r.ff:>9} {r.dsp:>6} {r.bram_18k:>8} {r.uram:>5} "
+              f"{board.clock_mhz:>5g}  {board.host_link.kind} {board.host_link.bandwidth_mb_s:g} MB/s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="codesign", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and debug details")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log errors only and hide progress bars")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="generate the synthetic digit-detection data set")
+    data.add_argument("--root", help="target folder (default: $CODESIGN_DATA or .data/)")
+    data.set_defaults(run=_cmd_data)
+
+    train = commands.add_parser("train", help="quantization-aware training of the detector on the CPU")
+    train.add_argument("--out", required=True, help="checkpoint file to write")
+    train.add_argument("--epochs", type=int, default=24, help="training epochs (default 24)")
+    train.add_argument("--weight-bits", type=int, default=6, help="weight bit-width of every layer (default 6)")
+    train.add_argument("--act-bits", type=int, default=6, help="activation bit-width of every layer (default 6)")
+    train.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
+    train.set_defaults(run=_cmd_train)
+
+    convert = commands.add_parser("convert", help="convert a quantized detector into an HLS project")
+    convert.add_argument("model", nargs="?", help="detector checkpoint (default: the bundled detector)")
+    convert.add_argument("--board", default="pynq-z2", help="board name or board YAML file (default pynq-z2)")
+    convert.add_argument("--out", required=True, help="project folder to create")
+    convert.add_argument("--force", action="store_true", help="replace a non-empty project folder")
+    convert.add_argument("--tb-images", type=int, default=20, help="val images in the testbench data (default 20)")
+    convert.add_argument("--reuse-factor", type=int, default=1, help="hls4ml reuse factor of every layer (default 1)")
+    convert.set_defaults(run=_cmd_convert)
+
+    sim = commands.add_parser("csim", help="C-simulate a project with g++ and compare it with the reference")
+    sim.add_argument("project", help="project folder written by codesign convert")
+    sim.add_argument("--count", type=int, default=20, help="val images to simulate (default 20)")
+    sim.add_argument("--jobs", type=int, default=None, help="parallel simulation processes (default: all cores)")
+    sim.add_argument("--json", help="write the report to this JSON file")
+    sim.set_defaults(run=_cmd_csim)
+
+    boards = commands.add_parser("boards", help="list the bundled boards and their resources")
+    boards.set_defaults(run=_cmd_boards)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # Notes from dependencies that do not concern codesign users.
+        for name in ("torch.onnx", "torch.onnx._internal.exporter._registration"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", message="fast_hadamard_transform package not found")
+    try:
+        return args.run(args)
+    except InputError as error:
+        print(f"codesign: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""Stage 5, csim: build the generated C++ with g++ and compare it with the reference.
+
+The testbench runs in child processes, never through ctypes in this process:
+an assertion in hls4ml's templates would otherwise abort Python itself. The
+images are split into shards that run in parallel, one per core.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from codesign import tensorfile
+from codesign.errors import CodesignError, InputError
+from codesign.export import load_qonnx
+from codesign.lower import PROJECT_NAME
+from codesign.project import TESTBENCH, Project, pixels_to_model_input, reference_codes
+from codesign.reference import QuantParams, Reference
+from quantize.boxes import decode
+
+log = logging.getLogger(__name__)
+
+CXXFLAGS = ["-O2", "-std=c++17", "-w"]
+MAX_REPORTED_MISMATCHES = 10
+
+
+class BuildError(CodesignError):
+    """g++ failed on the generated project."""
+
+
+@dataclass
+class CsimReport:
+    """Outcome of one C simulation run against the reference."""
+
+    images: int
+    values: int
+    exact_values: int
+    exact_fraction: float
+    max_abs_lsb: float
+    detections_identical: bool | None
+    mismatches: list[dict] = field(default_factory=list)
+    build_seconds: float = 0.0
+    reference_seconds: float = 0.0
+    run_seconds: float = 0.0
+    jobs: int = 1
+
+    @property
+    def passed(self) -> bool:
+        return self.exact_values == self.values and self.detections_identical is not False
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "passed": self.passed}
+
+
+def _source_files(project: Project) -> list[Path]:
+    firmware = project.hls_dir / "firmware"
+    files = [p for p in sorted(firmware.rglob("*")) if p.is_file() and p.suffix in (".h", ".cpp", ".hpp", ".txt")]
+    return files + [project.hls_dir / TESTBENCH]
+
+
+def build(project: Project, jobs: int = 2) -> tuple[Path, float]:
+    """Compile the testbench and the design; reuse the binary when no source changed.
+
+    Returns (binary path, seconds spent compiling; 0 when reused).
+    """
+    testbench = project.hls_dir / TESTBENCH
+    if not testbench.is_file():
+        raise InputError(f"testbench {testbench} is missing; re-run codesign convert")
+    build_dir = project.root / "csim"
+    build_dir.mkdir(exist_ok=True)
+    binary = build_dir / "codesign_tb"
+    digest = hashlib.sha256(" ".join(CXXFLAGS).encode() + str(project.root.resolve()).encode())
+    for path in _source_files(project):
+        digest.update(str(path.relative_to(project.root)).encode())
+        digest.update(path.read_bytes())
+    stamp = build_dir / "codesign_tb.sha256"
+    if binary.is_file() and stamp.is_file() and stamp.read_text() == digest.hexdigest():
+        return binary, 0.0
+
+    started = time.monotonic()
+    # Outside synthesis, hls4ml's firmware reads its weights from the text
+    # files in WEIGHTS_DIR; the project stage checked they hold exact values.
+    weights_dir = (project.hls_dir / "firmware" / "weights").resolve()
+    include = [f'-DWEIGHTS_DIR="{weights_dir}"', "-I", str(project.hls_dir), "-I", str(project.hls_dir / "firmware"),
+               "-I", str(project.hls_dir / "firmware" / "ap_types")]
+    units = [project.hls_dir / "firmware" / f"{PROJECT_NAME}.cpp", testbench]
+    commands = [["g++", *CXXFLAGS, *include, "-c", str(unit), "-o", str(build_dir / (unit.stem + ".o"))] for unit in units]
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        results = list(pool.map(lambda cmd: subprocess.run(cmd, capture_output=True, text=True), commands))
+    for command, result in zip(commands, results):
+        if result.returncode != 0:
+            raise BuildError(f"g++ failed on {command[-3]}:\n{result.stderr[-4000:]}")
+    link = ["g++", *[str(build_dir / (u.stem + ".o")) for u in units], "-o", str(binary)]
+    result = subprocess.run(link, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BuildError(f"linking the testbench failed:\n{result.stderr[-4000:]}")
+    stamp.write_text(digest.hexdigest())
+    return binary, time.monotonic() - started
+
+
+def _input_quantizer(project: Project) -> QuantParams:
+    spec = project.meta["input"]["quantizer"]
+    return QuantParams(
+        scale=np.asarray(spec["scale"], dtype=np.float32),
+        zero_point=np.asarray(spec["zero_point"], dtype=np.float32),
+        bit_width=spec["bit_width"],
+        signed=spec["signed"],
+        narrow=spec["narrow"],
+        rounding_mode="ROUND",
+    )
+
+
+def load_val_pixels(project: Project, count: int) -> np.ndarray:
+    """Return the first ``count`` val images of the project's data set, generating it if needed."""
+    from quantize.dataset import DatasetSpec, generate, load_images
+
+    spec = project.meta.get("dataset")
+    if spec is None:
+        raise InputError(f"{project.root}: project records no data set to take images from")
+    dataset = generate(spec=DatasetSpec(**spec))
+    available = len(dataset.annotations("val")["images"])
+    if count > available:
+        raise InputError(f"--count {count} exceeds the {available} val images of the data set")
+    pixels, _ = load_images(dataset, "val", count)
+    return pixels
+
+
+def _run_shards(binary: Path, inputs: Path, expected: Path, count: int, jobs: int, work: Path) -> np.ndarray:
+    jobs = max(1, min(jobs, count))
+    bounds = np.linspace(0, count, jobs + 1).astype(int)
+    processes = []
+    for shard, (first, last) in enumerate(zip(bounds[:-1], bounds[1:])):
+        out = work / f"outputs_{shard}.bin"
+        command = [str(binary), str(inputs), str(first), str(last - first), str(out), str(expected)]
+        processes.append((out, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+    outputs = []
+    for out, process in processes:
+        stdout, stderr = process.communicate()
+        if process.returncode == 2:
+            raise InputError(stderr.strip().splitlines()[-1] if stderr.strip() else "testbench rejected its data")
+        if process.returncode not in (0, 1):
+            raise CodesignError(
+                f"testbench crashed with exit status {process.returncode}:\n{(stderr or stdout)[-2000:]}"
+            )
+        log.debug("testbench shard output:\n%s", stdout)
+        outputs.append(tensorfile.read(out))
+    return np.concatenate(outputs)
+
+
+def csim(project: Project, count: int = 20, jobs: int | None = None) -> CsimReport:
+    """Run ``count`` val images through the C++ and the reference; compare every output value."""
+    if count < 1:
+        raise InputError(f"--count must be at least 1, got {count}")
+    jobs = jobs or os.cpu_count() or 1
+    binary, build_seconds = build(project, jobs)
+
+    started = time.monotonic()
+    pixels = load_val_pixels(project, count)
+    inputs = pixels_to_model_input(pixels)
+    codes = _input_quantizer(project).quantize_codes(inputs).transpose(0, 2, 3, 1)
+    reference = Reference(load_qonnx(project.reference_model).model)
+    frac = project.output_frac
+    values, scaled = reference_codes(reference, inputs, frac)
+    expected = np.rint(scaled).astype(np.int64).reshape(count, -1)
+    reference_seconds = time.monotonic() - started
+
+    work = project.root / "csim"
+    tensorfile.write(work / "inputs.bin", codes)
+    tensorfile.write(work / "expected.bin", expected)
+    started = time.monotonic()
+    got = _run_shards(binary, work / "inputs.bin", work / "expected.bin", count, jobs, work)
+    run_seconds = time.monotonic() - started
+
+    difference = np.abs(got - scaled.reshape(count, -1))
+    exact = got == scaled.reshape(count, -1)
+    mismatches = [
+        {"image": int(i), "output": int(j), "got": int(got[i, j]), "expected": float(scaled.reshape(count, -1)[i, j]),
+         "difference_lsb": float(got[i, j] - scaled.reshape(count, -1)[i, j])}
+        for i, j in zip(*np.nonzero(~exact))
+    ][:MAX_REPORTED_MISMATCHES]
+
+    detections_identical = None
+    detector = project.meta.get("detector")
+    if detector:
+        shape = (count, *project.meta["output"]["shape"][1:])
+        hardware = np.ldexp(got.astype(np.float64), -frac).reshape(shape)
+        software = values.astype(np.float64).reshape(shape)
+        detections_identical = all(
+            decode(h, detector["stride"], detector["anchor"]).equals(decode(s, detector["stride"], detector["anchor"]))
+            for h, s in zip(hardware, software)
+        )
+
+    return CsimReport(
+        images=count,
+        values=int(exact.size),
+        exact_values=int(exact.sum()),
+        exact_fraction=float(exact.mean()),
+        max_abs_lsb=float(difference.max()),
+        detections_identical=detections_identical,
+        mismatches=mismatches,
+        build_seconds=round(build_seconds, 2),
+        reference_seconds=round(reference_seconds, 2),
+        run_seconds=round(run_seconds, 2),
+        jobs=min(jobs, count),
+    )

@@ -1,0 +1,99 @@
+"""The convert job: quantize -> export -> lower -> project, into a fresh folder.
+
+Everything is written to a staging folder beside the output first and moved
+into place only when every stage succeeded, so a failed conversion leaves
+nothing behind and never touches an existing folder without ``force``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from codesign.boards import load_board
+from codesign.errors import InputError
+from codesign.export import export, load_qonnx
+from codesign.lower import lower
+from codesign.project import Project, write_project
+from codesign.quantize import quantize
+
+log = logging.getLogger(__name__)
+
+
+def check_output_folder(out: Path, force: bool) -> None:
+    """Reject an existing non-empty output folder unless force is set."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output path {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise InputError(f"output folder {out} is not empty; pass --force to replace it")
+
+
+def _fix_paths(root: Path, staging: Path) -> None:
+    """Point paths that hls4ml recorded in the staging folder at the final folder."""
+    for path in (root / "hls").glob("*"):
+        if path.is_file() and path.suffix in (".yml", ".tcl", ".sh"):
+            text = path.read_text()
+            if str(staging) in text:
+                path.write_text(text.replace(str(staging), str(root)))
+
+
+def convert(
+    model: str | None,
+    out: Path,
+    board_name: str = "pynq-z2",
+    force: bool = False,
+    tb_images: int = 20,
+    reuse_factor: int = 1,
+) -> Project:
+    """Convert a detector checkpoint (or a QONNX file) into an HLS project folder."""
+    out = Path(out).resolve()
+    check_output_folder(out, force)
+    board = load_board(board_name)
+    if tb_images < 1:
+        raise InputError(f"--tb-images must be at least 1, got {tb_images}")
+
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    try:
+        project = _convert_into(model, staging, board, tb_images, reuse_factor)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+        _fix_paths(out, staging)
+        project.root = out
+        return project
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
+def _convert_into(model, root: Path, board, tb_images: int, reuse_factor: int) -> Project:
+    from quantize.dataset import DatasetSpec, generate, load_images
+
+    if model is not None and str(model).endswith(".onnx"):
+        qonnx = load_qonnx(Path(model))
+        detector = None
+        dataset_spec = None
+        pixels = None
+        source = str(model)
+        raise InputError(f"{model}: QONNX files need random test inputs, which csim does not generate yet")
+    quantized = quantize(model)
+    qonnx = export(quantized, root)
+    config = quantized.config
+    detector = {
+        "stride": config.stride,
+        "anchor": config.anchor,
+        "num_classes": config.num_classes,
+        "image_size": config.image_size,
+    }
+    dataset_spec = DatasetSpec()
+    dataset = generate(spec=dataset_spec)
+    pixels, _ = load_images(dataset, "val", tb_images)
+    source = quantized.source
+
+    lowered = lower(qonnx, board, root / "hls", reuse_factor=reuse_factor)
+    return write_project(lowered, qonnx, board, root, source, detector, dataset_spec, pixels)

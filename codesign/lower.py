@@ -1,0 +1,172 @@
+"""Stage 3, lower: QONNX to an hls4ml model (Vitis backend, io_stream) with exact types.
+
+The QONNX model is converted to channels-last with qonnx's transformations.
+The input stays NHWC; the Transpose that qonnx appends at the output is
+removed (``RemoveOutputTranspose``), so the design streams NHWC in and NHWC
+out. ``LoweredModel`` records both layouts so nobody has to guess them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import hls4ml
+import numpy as np
+import onnx
+from hls4ml.model.types import FixedPrecisionType
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.base import Transformation
+from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
+from qonnx.util.cleanup import cleanup_model
+
+from codesign.boards import Board
+from codesign.errors import UnsupportedModelError
+from codesign.export import QonnxModel
+from codesign.precision import PrecisionEntry, infer_precision
+from codesign.reference import QuantParams, quant_params
+
+log = logging.getLogger(__name__)
+
+PROJECT_NAME = "myproject"
+
+
+@dataclass
+class InputQuantizer:
+    """How the host turns float inputs into the integer codes the design reads."""
+
+    params: QuantParams
+    width: int
+    frac: int
+
+    def codes(self, x: np.ndarray) -> np.ndarray:
+        return self.params.quantize_codes(x)
+
+    @property
+    def precision(self) -> FixedPrecisionType:
+        return FixedPrecisionType(
+            width=self.width, integer=self.width - self.frac, signed=self.params.signed
+        )
+
+
+@dataclass
+class LoweredModel:
+    """An hls4ml model with exact types, and the facts the project and csim stages need."""
+
+    hls_model: object
+    channels_last: ModelWrapper
+    input_quantizer: InputQuantizer
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    output_precision: FixedPrecisionType
+    precision_table: list[PrecisionEntry]
+    input_layout: str = "NHWC"
+    output_layout: str = "NHWC"
+    hls_config: dict = field(default_factory=dict)
+
+
+class RemoveOutputTranspose(Transformation):
+    """Drop a Transpose that only restores NCHW order at the graph output."""
+
+    def apply(self, model: ModelWrapper):
+        output = model.graph.output[0]
+        producer = model.find_producer(output.name)
+        if producer is None or producer.op_type != "Transpose":
+            return model, False
+        perm = list(onnx.helper.get_attribute_value(producer.attribute[0]))
+        if perm != [0, 3, 1, 2] and perm != [0, 2, 1]:
+            return model, False
+        shape = model.get_tensor_shape(producer.input[0])
+        model.graph.node.remove(producer)
+        # Rename the producer's input to the graph output so the output keeps its name.
+        for node in model.graph.node:
+            for index, name in enumerate(node.output):
+                if name == producer.input[0]:
+                    node.output[index] = output.name
+        model.set_tensor_shape(output.name, shape)
+        return model, False
+
+
+def input_quantizer(model: ModelWrapper) -> InputQuantizer:
+    """Return the quantizer on the graph input; the design reads its codes."""
+    input_name = model.graph.input[0].name
+    consumers = model.find_consumers(input_name)
+    if len(consumers) != 1 or consumers[0].op_type != "Quant":
+        found = ", ".join(f"{n.name} ({n.op_type})" for n in consumers) or "nothing"
+        raise UnsupportedModelError(
+            f"graph input {input_name!r} feeds {found}; exact lowering needs a single Quant node on the input"
+        )
+    node = consumers[0]
+    params = quant_params(model, node)
+    scale = np.unique(params.scale)
+    mantissa, exponent = np.frexp(scale)
+    if scale.size != 1 or mantissa[0] != 0.5 or np.any(params.zero_point != 0):
+        raise UnsupportedModelError(
+            f"node {node.name!r} (Quant): the input quantizer needs one power-of-two scale and zero point 0"
+        )
+    frac = 1 - int(exponent[0])
+    width = int(params.bit_width)
+    return InputQuantizer(params=params, width=width, frac=frac)
+
+
+def to_channels_last(qonnx: QonnxModel) -> ModelWrapper:
+    """Return the NHWC-in, NHWC-out form of the model that hls4ml reads."""
+    model = ModelWrapper(onnx.ModelProto.FromString(qonnx.model.model.SerializeToString()))
+    model = cleanup_model(model)
+    model = model.transform(ConvertToChannelsLastAndClean(make_input_channels_last=True))
+    model = model.transform(RemoveOutputTranspose())
+    return cleanup_model(model)
+
+
+def lower(
+    qonnx: QonnxModel,
+    board: Board,
+    out_dir: Path,
+    reuse_factor: int = 1,
+    strategy: str = "Latency",
+) -> LoweredModel:
+    """Convert to an hls4ml model in ``out_dir`` and set every type by interval analysis."""
+    model = to_channels_last(qonnx)
+    quantizer = input_quantizer(model)
+
+    # hls4ml prints its parse trace to stdout; keep it in the debug log instead.
+    trace = io.StringIO()
+    with contextlib.redirect_stdout(trace):
+        config = hls4ml.utils.config_from_onnx_model(
+            model, granularity="name", backend="Vitis", default_precision="fixed<16,6>"
+        )
+    config["Model"]["ReuseFactor"] = reuse_factor
+    config["Model"]["Strategy"] = strategy
+    input_name = model.graph.input[0].name
+    config["LayerName"].setdefault(input_name, {}).setdefault("Precision", {})["result"] = str(quantizer.precision)
+
+    with contextlib.redirect_stdout(trace):
+        hls_model = hls4ml.converters.convert_from_onnx_model(
+            model,
+            output_dir=str(out_dir),
+            project_name=PROJECT_NAME,
+            io_type="io_stream",
+            backend="Vitis",
+            part=board.part,
+            clock_period=round(1000.0 / board.clock_mhz, 3),
+            hls_config=config,
+        )
+    log.debug("hls4ml conversion output:\n%s", trace.getvalue())
+
+    table = infer_precision(hls_model)
+    output_var = hls_model.get_output_variables()[0]
+    input_shape = tuple(model.get_tensor_shape(input_name))
+    output_shape = tuple(model.get_tensor_shape(model.graph.output[0].name))
+    return LoweredModel(
+        hls_model=hls_model,
+        channels_last=model,
+        input_quantizer=quantizer,
+        input_shape=input_shape,
+        output_shape=output_shape,
+        output_precision=output_var.type.precision,
+        precision_table=table,
+        hls_config=config,
+    )

@@ -1,0 +1,260 @@
+"""Precision inference: exact C++ types from interval analysis (an analysis, not a rewrite).
+
+Every tensor of the lowered model is a fixed-point number ``code * 2**-F``.
+Walking the hls4ml graph in order, this module tracks for each tensor the
+interval of its integer codes and its fractional bits F, and derives the
+narrowest type that holds every value the tensor can take:
+
+- input: the input quantizer's type; the host feeds exact codes;
+- quantizer activations (QONNX ``Quant`` lowered by hls4ml, possibly merged
+  with a ReLU): hls4ml's type already equals the quantizer's (width, LSB,
+  round half to even via ``AP_RND_CONV``, saturation, ``AP_SAT_SYM`` for
+  narrow range); the interval is that type's range clipped to the input's;
+- zero padding and max pooling: the input type, with 0 added for padding;
+- convolution and dense: the product LSB is ``F_in + F_w`` (the bias LSB is
+  checked to be no finer), and the interval of each output channel is summed
+  from the real weights and bias. The accumulator wraps (``AP_WRAP``), so
+  partial sums may leave the range without harm: arithmetic is modulo 2**W and
+  the final sum is inside it.
+
+No layer rounds or saturates except where the reference quantizes, so the
+C++ computes the reference's values exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from hls4ml.model.types import FixedPrecisionType, RoundingMode, SaturationMode
+
+from codesign.errors import UnsupportedModelError
+
+# float32 represents every integer up to 2**24 exactly; wider accumulators
+# may make the float reference itself round.
+FLOAT32_EXACT_BITS = 24
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Integer codes ``lo..hi`` of a tensor whose value is ``code * 2**-frac``."""
+
+    lo: int
+    hi: int
+    frac: int
+
+    def rescale(self, frac: int) -> "Interval":
+        shift = frac - self.frac
+        if shift < 0:
+            raise ValueError("rescaling to fewer fractional bits would round")
+        return Interval(self.lo << shift, self.hi << shift, frac)
+
+    def value_range(self) -> tuple[float, float]:
+        return math.ldexp(self.lo, -self.frac), math.ldexp(self.hi, -self.frac)
+
+
+@dataclass(frozen=True)
+class PrecisionEntry:
+    """One row of the precision table."""
+
+    layer: str
+    tensor: str
+    type: str
+    interval: Interval
+    reason: str
+
+
+def _bits_for(interval: Interval, signed: bool) -> int:
+    """Return the narrowest width that holds lo..hi in two's complement (or unsigned)."""
+    width = 1
+    while True:
+        low = -(1 << (width - 1)) if signed else 0
+        high = (1 << (width - 1)) - 1 if signed else (1 << width) - 1
+        if low <= interval.lo and interval.hi <= high:
+            return width
+        width += 1
+
+
+def exact_type(interval: Interval, signed: bool | None = None) -> FixedPrecisionType:
+    """Return the narrowest truncating, wrapping fixed type that holds the interval exactly."""
+    if signed is None:
+        signed = interval.lo < 0
+    width = _bits_for(interval, signed)
+    return FixedPrecisionType(width=width, integer=width - interval.frac, signed=signed)
+
+
+def type_interval(precision: FixedPrecisionType) -> Interval:
+    """Return the codes a fixed type can hold, honouring symmetric saturation."""
+    frac = precision.width - precision.integer
+    if precision.signed:
+        lo, hi = -(1 << (precision.width - 1)), (1 << (precision.width - 1)) - 1
+        if precision.saturation_mode == SaturationMode.SAT_SYM:
+            lo = -hi
+    else:
+        lo, hi = 0, (1 << precision.width) - 1
+    return Interval(lo, hi, frac)
+
+
+def _codes(values: np.ndarray, precision: FixedPrecisionType, where: str) -> np.ndarray:
+    """Return the integer codes of constant values, checking they fit their type exactly."""
+    frac = precision.width - precision.integer
+    scaled = np.ldexp(np.asarray(values, dtype=np.float64), frac)
+    codes = np.rint(scaled)
+    if not np.array_equal(codes, scaled):
+        raise UnsupportedModelError(f"{where}: constant values are not multiples of the type's LSB {precision}")
+    limits = type_interval(precision)
+    if codes.min(initial=0) < limits.lo or codes.max(initial=0) > limits.hi:
+        raise UnsupportedModelError(f"{where}: constant values exceed the range of {precision}")
+    return codes.astype(np.int64)
+
+
+def _assign(named_type, precision: FixedPrecisionType) -> None:
+    """Give an hls4ml type a new fixed precision, keeping the backend's C++ definition class."""
+    target = named_type.precision
+    if not isinstance(target, FixedPrecisionType):
+        raise UnsupportedModelError(f"type {named_type.name} is {target}, not fixed-point")
+    target.width = precision.width
+    target.integer = precision.integer
+    target.signed = precision.signed
+    target.rounding_mode = precision.rounding_mode
+    target.saturation_mode = precision.saturation_mode
+    target.saturation_bits = precision.saturation_bits
+
+
+def _precision_of(layer) -> FixedPrecisionType:
+    precision = layer.get_output_variable().type.precision
+    if not isinstance(precision, FixedPrecisionType):
+        raise UnsupportedModelError(f"layer {layer.name!r} ({layer.class_name}): output type {precision} is not fixed-point")
+    return precision
+
+
+def _matmul_interval(layer, weights: np.ndarray, bias: np.ndarray | None, source: Interval) -> tuple[Interval, str]:
+    """Return the accumulator interval of a convolution or dense layer.
+
+    ``weights`` holds integer codes with the output channel as the last axis.
+    """
+    weight_precision = layer.weights["weight"].type.precision
+    frac = source.frac + (weight_precision.width - weight_precision.integer)
+    flat = weights.reshape(-1, weights.shape[-1]).astype(object)
+    positive = np.where(flat > 0, flat, 0).sum(axis=0)
+    negative = np.where(flat < 0, flat, 0).sum(axis=0)
+    hi = positive * source.hi + negative * source.lo
+    lo = positive * source.lo + negative * source.hi
+    reason = f"sum of {flat.shape[0]} products of real weights and input interval"
+    if bias is not None:
+        bias_precision = layer.weights["bias"].type.precision
+        bias_frac = bias_precision.width - bias_precision.integer
+        if bias_frac > frac:
+            raise UnsupportedModelError(
+                f"layer {layer.name!r} ({layer.class_name}): bias LSB 2^-{bias_frac} is finer than the "
+                f"product LSB 2^-{frac}; quantize the bias with scale = input scale * weight scale"
+            )
+        shifted = bias.astype(object) * (1 << (frac - bias_frac))
+        hi = hi + shifted
+        lo = lo + shifted
+        reason += " plus bias"
+    return Interval(int(min(lo)), int(max(hi)), frac), reason
+
+
+def infer_precision(hls_model) -> list[PrecisionEntry]:
+    """Set every type of an hls4ml model to its exact width; return the precision table."""
+    table: list[PrecisionEntry] = []
+    intervals: dict[str, Interval] = {}
+
+    def record(layer, tensor, precision, interval, reason):
+        table.append(PrecisionEntry(layer.name, tensor, str(precision), interval, reason))
+
+    for layer in hls_model.get_layers():
+        kind = layer.class_name
+        inputs = [intervals[name] for name in layer.inputs if name in intervals]
+        output = layer.get_output_variable()
+
+        if kind == "Input":
+            precision = _precision_of(layer)
+            interval = type_interval(precision)
+            record(layer, "input", precision, interval, "input quantizer type; the host feeds exact codes")
+
+        elif kind == "Activation" and layer.get_attr("quantizer") is not None:
+            precision = _precision_of(layer)
+            limits = type_interval(precision)
+            source = inputs[0]
+            shift = limits.frac - source.frac
+            if shift >= 0:
+                lo, hi = source.lo << shift, source.hi << shift
+            else:
+                lo, hi = source.lo >> -shift, -((-source.hi) >> -shift)
+            if layer.get_attr("activation", "").lower() == "relu":
+                lo, hi = max(lo, 0), max(hi, 0)
+            interval = Interval(max(limits.lo, lo), min(limits.hi, hi), limits.frac)
+            record(layer, "result", precision, interval, "quantizer type: round half to even, saturate")
+
+        elif kind == "Activation" and layer.get_attr("activation", "").lower() in ("linear", "relu"):
+            interval = inputs[0]
+            if layer.get_attr("activation").lower() == "relu":
+                interval = Interval(max(interval.lo, 0), max(interval.hi, 0), interval.frac)
+            precision = exact_type(interval)
+            _assign(output.type, precision)
+            record(layer, "result", precision, interval, f"{layer.get_attr('activation')} of the input, exact")
+
+        elif kind in ("ZeroPadding1D", "ZeroPadding2D"):
+            source = inputs[0]
+            interval = Interval(min(source.lo, 0), max(source.hi, 0), source.frac)
+            precision = layer.get_input_variable().type.precision
+            _assign(output.type, precision)
+            record(layer, "result", precision, interval, "input type; padding adds zeros")
+
+        elif kind in ("Pooling1D", "Pooling2D") and layer.get_attr("pool_op", "Max") == "Max":
+            interval = inputs[0]
+            precision = layer.get_input_variable().type.precision
+            _assign(output.type, precision)
+            _assign(layer.types["accum_t"], precision)
+            record(layer, "result", precision, interval, "max pooling keeps the input type")
+
+        elif kind in ("Conv1D", "Conv2D", "PointwiseConv1D", "PointwiseConv2D", "Dense"):
+            weight_var = layer.weights["weight"]
+            weights = _codes(weight_var.data, weight_var.type.precision, f"layer {layer.name!r} weights")
+            bias = None
+            if "bias" in layer.weights and layer.weights["bias"].data is not None:
+                bias_var = layer.weights["bias"]
+                bias = _codes(bias_var.data, bias_var.type.precision, f"layer {layer.name!r} bias").ravel()
+            record(layer, "weight", weight_var.type.precision, Interval(int(weights.min()), int(weights.max()),
+                   weight_var.type.precision.width - weight_var.type.precision.integer), "weight quantizer type")
+            if bias is not None:
+                record(layer, "bias", layer.weights["bias"].type.precision,
+                       Interval(int(bias.min()), int(bias.max()), bias_var.type.precision.width - bias_var.type.precision.integer),
+                       "bias quantizer type")
+            # Constants are written as decimal text; round-to-nearest reads them back exactly.
+            weight_var.type.precision.rounding_mode = RoundingMode.RND_CONV
+            if bias is not None:
+                bias_var.type.precision.rounding_mode = RoundingMode.RND_CONV
+            interval, reason = _matmul_interval(layer, weights, bias, inputs[0])
+            precision = exact_type(interval, signed=True)
+            _assign(layer.types["accum_t"], precision)
+            _assign(output.type, precision)
+            if precision.width > FLOAT32_EXACT_BITS:
+                reason += f"; NOTE: wider than {FLOAT32_EXACT_BITS} bits, the float32 reference may round"
+            record(layer, "accum", precision, interval, reason)
+            record(layer, "result", precision, interval, "accumulator, exact")
+
+        else:
+            raise UnsupportedModelError(
+                f"layer {layer.name!r} ({kind}): not supported by exact lowering; supported: input and "
+                "quantizer activations, ReLU, zero padding, max pooling, convolution, dense"
+            )
+        intervals[output.name] = interval
+        for name in layer.outputs:
+            intervals[name] = interval
+    return table
+
+
+def format_table(table: list[PrecisionEntry]) -> str:
+    """Render the precision table as Markdown."""
+    lines = [
+        "| layer | tensor | type | value range | why |",
+        "|---|---|---|---|---|",
+    ]
+    for entry in table:
+        lo, hi = entry.interval.value_range()
+        lines.append(f"| {entry.layer} | {entry.tensor} | `{entry.type}` | [{lo:.6g}, {hi:.6g}] | {entry.reason} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,210 @@
+"""Stage 4, project: write the HLS project folder and its testbench data.
+
+Folder layout:
+
+    DIR/codesign.json         what csim and later stages need (layouts, types, board, data)
+    DIR/model.qonnx.onnx      the QONNX reference model (NCHW)
+    DIR/model.channels_last.onnx  the form hls4ml was given
+    DIR/precision.md          the precision table: every type and why
+    DIR/hls/                  the hls4ml Vitis project, plus codesign_tb.cpp
+    DIR/hls/tb_data/inputs.bin, expected.bin   testbench data from val JPEGs
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from codesign import tensorfile
+from codesign.boards import Board
+from codesign.errors import CodesignError, InputError
+from codesign.export import QonnxModel
+from codesign.lower import PROJECT_NAME, LoweredModel
+from codesign.precision import format_table
+from codesign.reference import Reference
+from codesign.templating import render_file
+from quantize.dataset import DatasetSpec
+
+log = logging.getLogger(__name__)
+
+META_FILE = "codesign.json"
+META_VERSION = 1
+TESTBENCH = "codesign_tb.cpp"
+
+
+@dataclass
+class Project:
+    """A project folder written by ``write_project``."""
+
+    root: Path
+    meta: dict
+
+    @property
+    def hls_dir(self) -> Path:
+        return self.root / "hls"
+
+    @property
+    def reference_model(self) -> Path:
+        return self.root / self.meta["reference_model"]
+
+    @property
+    def output_frac(self) -> int:
+        return self.meta["output"]["frac"]
+
+
+def fixed_point_description(precision) -> dict:
+    """Return a JSON-able description of an hls4ml fixed type."""
+    return {
+        "type": str(precision),
+        "width": precision.width,
+        "integer": precision.integer,
+        "signed": bool(precision.signed),
+        "frac": precision.width - precision.integer,
+    }
+
+
+def pixels_to_model_input(pixels: np.ndarray) -> np.ndarray:
+    """Map uint8 N x H x W x 3 pixels to the detector's float NCHW input (value / 256)."""
+    return (pixels.astype(np.float32) / 256.0).transpose(0, 3, 1, 2)
+
+
+def reference_codes(reference: Reference, inputs_nchw: np.ndarray, frac: int) -> tuple[np.ndarray, np.ndarray]:
+    """Run the reference; return (NHWC output values, their codes at 2**-frac, rounded)."""
+    outputs = reference.run(inputs_nchw)
+    if outputs.ndim == 4:
+        outputs = outputs.transpose(0, 2, 3, 1)
+    scaled = np.ldexp(outputs.astype(np.float64), frac)
+    return outputs, scaled
+
+
+def check_weight_files(hls_model, hls_dir: Path) -> None:
+    """Check that every weights/*.txt file reads back to the exact constants.
+
+    hls4ml prints constants with six decimals. Read back with round-to-nearest
+    (the constant types use ``AP_RND_CONV``), that recovers every value whose
+    LSB is at least 2**-19; a finer LSB would silently change a weight.
+    """
+    for layer in hls_model.get_layers():
+        for variable in layer.weights.values():
+            path = hls_dir / "firmware" / "weights" / f"{variable.name}.txt"
+            if not path.is_file():
+                raise CodesignError(f"hls4ml did not write {path}")
+            precision = variable.type.precision
+            frac = precision.width - precision.integer
+            written = np.array([float(v) for v in path.read_text().replace("\n", "").split(",") if v.strip()])
+            exact = np.ldexp(np.asarray(variable.data, dtype=np.float64).ravel(), frac)
+            if written.size != exact.size or not np.array_equal(np.rint(np.ldexp(written, frac)), exact):
+                raise CodesignError(
+                    f"{path} does not hold the exact values of {variable.name} ({precision}); "
+                    "its LSB is too fine for hls4ml's six-decimal weight files"
+                )
+
+
+def write_project(
+    lowered: LoweredModel,
+    qonnx: QonnxModel,
+    board: Board,
+    root: Path,
+    source: str,
+    detector: dict | None,
+    dataset_spec: DatasetSpec | None,
+    tb_pixels: np.ndarray | None,
+) -> Project:
+    """Write the hls4ml project, testbench, reference models and metadata into root."""
+    hls_dir = root / "hls"
+    trace = io.StringIO()
+    with contextlib.redirect_stdout(trace):
+        lowered.hls_model.write()
+    log.debug("hls4ml write output:\n%s", trace.getvalue())
+    check_weight_files(lowered.hls_model, hls_dir)
+
+    input_values = int(np.prod(lowered.input_shape[1:]))
+    output_values = int(np.prod(lowered.output_shape[1:]))
+    testbench = render_file(
+        TESTBENCH, {"PROJECT": PROJECT_NAME, "INPUT_VALUES": input_values, "OUTPUT_VALUES": output_values}
+    )
+    (hls_dir / TESTBENCH).write_text(testbench)
+
+    if qonnx.path.resolve() != (root / "model.qonnx.onnx").resolve():
+        shutil.copyfile(qonnx.path, root / "model.qonnx.onnx")
+    lowered.channels_last.save(str(root / "model.channels_last.onnx"))
+    (root / "precision.md").write_text(
+        f"# Precision table\n\nEvery type of the generated C++, derived by interval analysis.\n\n"
+        f"{format_table(lowered.precision_table)}"
+    )
+
+    quantizer = lowered.input_quantizer
+    meta = {
+        "version": META_VERSION,
+        "project_name": PROJECT_NAME,
+        "source": source,
+        "board": board.to_dict(),
+        "reference_model": "model.qonnx.onnx",
+        "input": {
+            "shape": list(lowered.input_shape),
+            "layout": lowered.input_layout,
+            "quantizer": {
+                "scale": quantizer.params.scale.tolist(),
+                "zero_point": quantizer.params.zero_point.tolist(),
+                "bit_width": quantizer.params.bit_width,
+                "signed": quantizer.params.signed,
+                "narrow": quantizer.params.narrow,
+            },
+            **fixed_point_description(quantizer.precision),
+        },
+        "output": {
+            "shape": list(lowered.output_shape),
+            "layout": lowered.output_layout,
+            **fixed_point_description(lowered.output_precision),
+        },
+        "detector": detector,
+        "dataset": dataset_spec.__dict__ if dataset_spec else None,
+        "precision": [
+            {"layer": e.layer, "tensor": e.tensor, "type": e.type, "reason": e.reason,
+             "min": e.interval.value_range()[0], "max": e.interval.value_range()[1]}
+            for e in lowered.precision_table
+        ],
+        "testbench": None,
+    }
+
+    if tb_pixels is not None:
+        reference = Reference(qonnx.model)
+        inputs = pixels_to_model_input(tb_pixels)
+        codes = quantizer.codes(inputs).transpose(0, 2, 3, 1)
+        _, scaled = reference_codes(reference, inputs, lowered.output_precision.width - lowered.output_precision.integer)
+        if not np.array_equal(scaled, np.rint(scaled)):
+            raise InputError("reference outputs are not multiples of the output type's LSB; the model is not exact")
+        tb_dir = hls_dir / "tb_data"
+        tb_dir.mkdir(exist_ok=True)
+        tensorfile.write(tb_dir / "inputs.bin", codes)
+        tensorfile.write(tb_dir / "expected.bin", np.rint(scaled).astype(np.int64))
+        meta["testbench"] = {"images": int(len(tb_pixels)), "inputs": "hls/tb_data/inputs.bin",
+                             "expected": "hls/tb_data/expected.bin", "split": "val"}
+
+    (root / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    log.info("wrote project %s", root)
+    return Project(root=root, meta=meta)
+
+
+def load_project(root: Path) -> Project:
+    """Open a project folder; raise InputError when it is not one."""
+    root = Path(root)
+    meta_path = root / META_FILE
+    if not root.is_dir():
+        raise InputError(f"project folder not found: {root}")
+    if not meta_path.is_file():
+        raise InputError(f"{root} is not a codesign project: {META_FILE} is missing (run codesign convert first)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as error:
+        raise InputError(f"{meta_path}: invalid JSON ({error})") from error
+    if meta.get("version") != META_VERSION:
+        raise InputError(f"{meta_path}: unsupported project version {meta.get('version')!r}")
+    return Project(root=root, meta=meta)
