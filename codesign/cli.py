@@ -65,7 +65,7 @@ def _cmd_csim(args) -> int:
 
     project = load_project(Path(args.project))
     started = time.monotonic()
-    report = csim(project, count=args.count, jobs=args.jobs)
+    report = csim(project, count=args.count, jobs=args.jobs, progress=not args.quiet)
     elapsed = time.monotonic() - started
     identical = {True: "yes", False: "NO", None: "n/a (not a detector)"}[report.detections_identical]
     print(f"images:               {report.images}")
@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="quantization-aware training of the detector on the CPU")
     train.add_argument("--out", required=True, help="checkpoint file to write")
-    train.add_argument("--epochs", type=int, default=24, help="training epochs (default 24)")
+    train.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
     train.add_argument("--weight-bits", type=int, default=6, help="weight bit-width of every layer (default 6)")
     train.add_argument("--act-bits", type=int, default=6, help="activation bit-width of every layer (default 6)")
     train.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")

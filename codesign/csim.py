@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from codesign import tensorfile
 from codesign.errors import CodesignError, InputError
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 
 CXXFLAGS = ["-O2", "-std=c++17", "-w"]
 MAX_REPORTED_MISMATCHES = 10
+# Items per testbench process: small enough for a smooth progress bar, large
+# enough that process start-up (reading the weight files) stays negligible.
+MAX_CHUNK_ITEMS = 25
 
 
 class BuildError(CodesignError):
@@ -125,7 +129,7 @@ def load_val_pixels(project: Project, count: int) -> np.ndarray:
     spec = project.meta.get("dataset")
     if spec is None:
         raise InputError(f"{project.root}: project records no data set to take images from")
-    dataset = generate(spec=DatasetSpec(**spec))
+    dataset = generate(spec=DatasetSpec(**spec), splits=("val",))
     available = len(dataset.annotations("val")["images"])
     if count > available:
         raise InputError(f"--count {count} exceeds the {available} val images of the data set")
@@ -133,29 +137,41 @@ def load_val_pixels(project: Project, count: int) -> np.ndarray:
     return pixels
 
 
-def _run_shards(binary: Path, inputs: Path, expected: Path, count: int, jobs: int, work: Path) -> np.ndarray:
-    jobs = max(1, min(jobs, count))
-    bounds = np.linspace(0, count, jobs + 1).astype(int)
-    processes = []
-    for shard, (first, last) in enumerate(zip(bounds[:-1], bounds[1:])):
-        out = work / f"outputs_{shard}.bin"
-        command = [str(binary), str(inputs), str(first), str(last - first), str(out), str(expected)]
-        processes.append((out, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+def _run_chunks(
+    binary: Path, inputs: Path, expected: Path, count: int, jobs: int, work: Path, progress: bool
+) -> np.ndarray:
+    """Run the testbench over all items in chunks, ``jobs`` processes at a time."""
+    chunk = max(1, min(MAX_CHUNK_ITEMS, -(-count // jobs)))
+    ranges = [(first, min(chunk, count - first)) for first in range(0, count, chunk)]
+
+    def run(index_range):
+        index, (first, size) = index_range
+        out = work / f"outputs_{index}.bin"
+        command = [str(binary), str(inputs), str(first), str(size), str(out), str(expected)]
+        result = subprocess.run(command, capture_output=True, text=True)
+        return out, result
+
     outputs = []
-    for out, process in processes:
-        stdout, stderr = process.communicate()
-        if process.returncode == 2:
-            raise InputError(stderr.strip().splitlines()[-1] if stderr.strip() else "testbench rejected its data")
-        if process.returncode not in (0, 1):
-            raise CodesignError(
-                f"testbench crashed with exit status {process.returncode}:\n{(stderr or stdout)[-2000:]}"
-            )
-        log.debug("testbench shard output:\n%s", stdout)
-        outputs.append(tensorfile.read(out))
+    with ThreadPoolExecutor(max_workers=jobs) as pool, tqdm(
+        total=count, unit="image", desc="C simulation", disable=not progress, leave=False
+    ) as bar:
+        for (first, size), (out, result) in zip(ranges, pool.map(run, enumerate(ranges))):
+            if result.returncode == 2:
+                lines = result.stderr.strip().splitlines()
+                raise InputError(lines[-1] if lines else "testbench rejected its data")
+            if result.returncode not in (0, 1):
+                raise CodesignError(
+                    f"testbench crashed on items {first}..{first + size - 1} with exit status "
+                    f"{result.returncode}:\n{(result.stderr or result.stdout)[-2000:]}"
+                )
+            log.debug("testbench output for items %d..%d:\n%s", first, first + size - 1, result.stdout)
+            outputs.append(tensorfile.read(out))
+            out.unlink()
+            bar.update(size)
     return np.concatenate(outputs)
 
 
-def csim(project: Project, count: int = 20, jobs: int | None = None) -> CsimReport:
+def csim(project: Project, count: int = 20, jobs: int | None = None, progress: bool = False) -> CsimReport:
     """Run ``count`` val images through the C++ and the reference; compare every output value."""
     if count < 1:
         raise InputError(f"--count must be at least 1, got {count}")
@@ -176,7 +192,7 @@ def csim(project: Project, count: int = 20, jobs: int | None = None) -> CsimRepo
     tensorfile.write(work / "inputs.bin", codes)
     tensorfile.write(work / "expected.bin", expected)
     started = time.monotonic()
-    got = _run_shards(binary, work / "inputs.bin", work / "expected.bin", count, jobs, work)
+    got = _run_chunks(binary, work / "inputs.bin", work / "expected.bin", count, jobs, work, progress)
     run_seconds = time.monotonic() - started
 
     difference = np.abs(got - scaled.reshape(count, -1))

@@ -91,7 +91,7 @@ def _convert_into(model, root: Path, board, tb_images: int, reuse_factor: int) -
         "image_size": config.image_size,
     }
     dataset_spec = DatasetSpec()
-    dataset = generate(spec=dataset_spec)
+    dataset = generate(spec=dataset_spec, splits=("val",))
     pixels, _ = load_images(dataset, "val", tb_images)
     source = quantized.source
 

@@ -13,6 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Detections kept for mAP: a low threshold, as detection benchmarks use, so
+# the precision-recall curve reaches high recall.
+EVAL_SCORE_THRESHOLD = 0.05
+# Detections reported to users.
+DETECT_SCORE_THRESHOLD = 0.3
+
 import numpy as np
 
 
@@ -76,7 +82,7 @@ def decode(
     output: np.ndarray,
     stride: int,
     anchor: float,
-    score_threshold: float = 0.3,
+    score_threshold: float = DETECT_SCORE_THRESHOLD,
     iou_threshold: float = 0.45,
 ) -> Detections:
     """Decode one image's (grid, grid, 5 + classes) output into detections after NMS."""

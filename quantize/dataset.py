@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,21 +31,22 @@ MAX_DIGIT_SIZE = 40
 JPEG_QUALITY = 90
 # Scans 0..1399 feed the train split, 1400..1796 the val split.
 TRAIN_SCAN_COUNT = 1400
-DATA_VERSION = 1
+DATA_VERSION = 2
+
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
     """What to generate; the same spec always yields the same files."""
 
-    train_images: int = 6000
+    train_images: int = 12000
     val_images: int = 1000
     seed: int = 2020
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """A generated data set on disk."""
+    """A generated data set on disk: ``root/<split>/`` holds the JPEGs and ``annotations.json``."""
 
     root: Path
     spec: DatasetSpec
@@ -53,12 +55,12 @@ class Dataset:
         return self.root / split
 
     def annotations(self, split: str) -> dict:
-        with open(self.root / f"{split}.json") as f:
+        with open(self.root / split / "annotations.json") as f:
             return json.load(f)
 
 
 def default_root() -> Path:
-    """Return the data folder: $CODESIGN_DATA, else .data/ in the repository."""
+    """Return the data cache folder: $CODESIGN_DATA, else .data/ in the repository."""
     env = os.environ.get("CODESIGN_DATA")
     if env:
         return Path(env)
@@ -128,9 +130,8 @@ def _make_image(rng, scans, targets):
     return np.clip(image, 0, 255).astype(np.uint8), boxes, labels
 
 
-def _write_split(root: Path, split: str, count: int, rng, scans, targets) -> None:
-    folder = root / split
-    folder.mkdir(parents=True, exist_ok=True)
+def _write_split(folder: Path, split: str, count: int, rng, scans, targets) -> None:
+    folder.mkdir(parents=True)
     images, annotations = [], []
     for image_id in range(count):
         pixels, boxes, labels = _make_image(rng, scans, targets)
@@ -149,28 +150,46 @@ def _write_split(root: Path, split: str, count: int, rng, scans, targets) -> Non
                 }
             )
     categories = [{"id": i, "name": name} for i, name in enumerate(CLASS_NAMES)]
-    with open(root / f"{split}.json", "w") as f:
+    with open(folder / "annotations.json", "w") as f:
         json.dump({"images": images, "annotations": annotations, "categories": categories}, f)
 
 
-def generate(root: Path | None = None, spec: DatasetSpec = DatasetSpec()) -> Dataset:
-    """Write the data set under root unless an identical one is already there."""
+def generate(
+    root: Path | None = None, spec: DatasetSpec = DatasetSpec(), splits: tuple[str, ...] = ("train", "val")
+) -> Dataset:
+    """Write the requested splits unless they are already there; return the data set.
+
+    Each spec gets its own folder under root, and each split is written to a
+    temporary folder and renamed into place, so concurrent runs never see a
+    half-written split. Each split has its own random stream: the val images
+    do not depend on the size of the train split.
+    """
     from sklearn.datasets import load_digits
 
-    root = Path(root) if root is not None else default_root()
-    stamp = root / "spec.json"
-    wanted = {"version": DATA_VERSION, **spec.__dict__}
-    if stamp.exists() and json.loads(stamp.read_text()) == wanted:
-        return Dataset(root, spec)
-
-    log.info("generating %d train and %d val images in %s", spec.train_images, spec.val_images, root)
-    digits = load_digits()
-    rng = np.random.default_rng(spec.seed)
-    root.mkdir(parents=True, exist_ok=True)
-    _write_split(root, "train", spec.train_images, rng, digits.images[:TRAIN_SCAN_COUNT], digits.target[:TRAIN_SCAN_COUNT])
-    _write_split(root, "val", spec.val_images, rng, digits.images[TRAIN_SCAN_COUNT:], digits.target[TRAIN_SCAN_COUNT:])
-    stamp.write_text(json.dumps(wanted))
-    return Dataset(root, spec)
+    base = Path(root) if root is not None else default_root()
+    folder = base / f"digits-v{DATA_VERSION}-seed{spec.seed}-train{spec.train_images}-val{spec.val_images}"
+    dataset = Dataset(folder, spec)
+    digits = None
+    for split in splits:
+        target = folder / split
+        if (target / "annotations.json").is_file():
+            continue
+        if digits is None:
+            digits = load_digits()
+        count = spec.train_images if split == "train" else spec.val_images
+        scans = slice(0, TRAIN_SCAN_COUNT) if split == "train" else slice(TRAIN_SCAN_COUNT, None)
+        log.info("generating %d %s images in %s", count, split, target)
+        staging = folder / f".{split}.partial-{os.getpid()}"
+        if staging.exists():
+            shutil.rmtree(staging)
+        rng = np.random.default_rng([spec.seed, 0 if split == "train" else 1])
+        _write_split(staging, split, count, rng, digits.images[scans], digits.target[scans])
+        try:
+            staging.rename(target)
+        except OSError:
+            # Another process finished the same split first; its files are identical.
+            shutil.rmtree(staging)
+    return dataset
 
 
 def load_images(dataset: Dataset, split: str, count: int | None = None) -> tuple[np.ndarray, dict]:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from quantize.boxes import Detections, decode, mean_average_precision
+from quantize.boxes import EVAL_SCORE_THRESHOLD, Detections, decode, mean_average_precision
 from quantize.dataset import Dataset, load_images
 from quantize.detector import DetectorConfig, TinyYolo, save_checkpoint
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 class TrainConfig:
     """Optimiser settings; the defaults train the bundled checkpoint."""
 
-    epochs: int = 24
+    epochs: int = 30
     batch_size: int = 32
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
@@ -35,6 +35,19 @@ class TrainConfig:
 def to_model_input(pixels: np.ndarray) -> torch.Tensor:
     """Map uint8 N x H x W x 3 pixels to the model's float N x 3 x H x W input (value / 256)."""
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 256.0
+
+
+def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Apply label-preserving colour changes: a random channel order and, for half the images, inversion.
+
+    Boxes stay where they are, so targets need no change.
+    """
+    order = torch.randperm(3, generator=generator)
+    batch = batch[:, order]
+    invert = torch.rand(batch.shape[0], generator=generator) < 0.5
+    # Inverted pixels stay on the input grid: 255/256 - x keeps every code exact.
+    batch[invert] = 255.0 / 256.0 - batch[invert]
+    return batch
 
 
 def build_targets(coco: dict, count: int, config: DetectorConfig) -> np.ndarray:
@@ -90,7 +103,8 @@ def evaluate_map(model: TinyYolo, pixels: np.ndarray, coco: dict) -> float:
     config = model.config
     outputs = predict_outputs(model, pixels)
     detections: dict[int, Detections] = {
-        image_id: decode(out, config.stride, config.anchor) for image_id, out in enumerate(outputs)
+        image_id: decode(out, config.stride, config.anchor, EVAL_SCORE_THRESHOLD)
+        for image_id, out in enumerate(outputs)
     }
     return mean_average_precision(detections, coco, config.num_classes)
 
@@ -126,7 +140,7 @@ def train(
         batches = range(0, len(inputs), settings.batch_size)
         for start in tqdm(batches, desc=f"epoch {epoch + 1}/{settings.epochs}", disable=not progress, leave=False):
             index = order[start : start + settings.batch_size]
-            loss = detection_loss(model(inputs[index]), targets[index])
+            loss = detection_loss(model(augment(inputs[index], generator)), targets[index])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

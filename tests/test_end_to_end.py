@@ -1,0 +1,105 @@
+"""Convert and C-simulate the bundled detector through the command line."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codesign.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def test_csim_bundled_detector_exact(bundled_project, tmp_path, capsys):
+    report_path = tmp_path / "csim.json"
+    status = main(["csim", str(bundled_project), "--count", "6", "--json", str(report_path)])
+    printed = capsys.readouterr().out
+    report = json.loads(report_path.read_text())
+
+    assert status == 0, printed
+    assert report["images"] == 6
+    assert report["values"] == 6 * 6 * 6 * 15
+    assert report["exact_fraction"] == 1.0
+    assert report["max_abs_lsb"] == 0
+    assert report["detections_identical"] is True
+    assert "exact-match fraction: 1.000000" in printed
+
+
+def _perturb_head_weight(project: Path) -> str:
+    """Negate the largest weight of the detection head in both the .txt and .h files."""
+    meta = json.loads((project / "codesign.json").read_text())
+    head = [row["layer"] for row in meta["precision"] if row["tensor"] == "weight"][-1]
+    weights = sorted((project / "hls" / "firmware" / "weights").glob("w*.txt"), key=lambda p: int(p.stem[1:]))
+    text_file = weights[-1]
+    values = [float(v) for v in text_file.read_text().split(",")]
+    index = int(np.argmax(np.abs(values)))
+    values[index] = -values[index]
+    new_text = ", ".join(f"{v:.6f}" for v in values)
+    text_file.write_text(new_text)
+    header = text_file.with_suffix(".h")
+    header.write_text(re.sub(r"= \{[^}]*\}", "= {" + new_text + "}", header.read_text()))
+    return head
+
+
+def test_csim_perturbed_weight_fails(project_copy, capsys):
+    _perturb_head_weight(project_copy)
+
+    status = main(["csim", str(project_copy), "--count", "4"])
+    printed = capsys.readouterr().out
+
+    assert status == 1
+    assert "FAIL" in printed
+    assert "mismatch: image" in printed
+
+
+def test_convert_rejects_nonempty_folder(tmp_path, capsys):
+    out = tmp_path / "existing"
+    out.mkdir()
+    keep = out / "keep.txt"
+    keep.write_text("user data")
+
+    status = main(["convert", "--out", str(out)])
+    error = capsys.readouterr().err
+
+    assert status == 2
+    assert "not empty" in error and "--force" in error
+    assert keep.read_text() == "user data"
+
+
+def test_convert_unknown_board_exits_2(tmp_path, capsys):
+    status = main(["convert", "--board", "no-such-board", "--out", str(tmp_path / "p")])
+    error = capsys.readouterr().err
+
+    assert status == 2
+    assert "no-such-board" in error
+    assert len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "p").exists()
+
+
+def test_csim_missing_project_exits_2(tmp_path, capsys):
+    status = main(["csim", str(tmp_path / "nothing")])
+
+    assert status == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_csim_count_zero_exits_2(bundled_project, capsys):
+    status = main(["csim", str(bundled_project), "--count", "0"])
+
+    assert status == 2
+    assert "--count" in capsys.readouterr().err
+
+
+def test_project_tree(bundled_project):
+    meta = json.loads((bundled_project / "codesign.json").read_text())
+    assert meta["input"]["layout"] == "NHWC"
+    assert meta["output"]["layout"] == "NHWC"
+    assert meta["input"]["type"].startswith("ufixed<8,0")
+    for name in ("model.qonnx.onnx", "precision.md", "hls/codesign_tb.cpp", "hls/firmware/myproject.cpp",
+                 "hls/tb_data/inputs.bin", "hls/tb_data/expected.bin", "hls/build_prj.tcl"):
+        assert (bundled_project / name).is_file(), name
+    assert not list(bundled_project.parent.glob(".project.partial-*"))
