@@ -78,6 +78,14 @@ def _cmd_csim(args) -> int:
     for row in report.mismatches:
         print(f"  mismatch: image {row['image']} output {row['output']} got {row['got']} "
               f"expected {row['expected']:g} ({row['difference_lsb']:+g} LSB)")
+    if report.trace:
+        first = next((row for row in report.trace["layers"] if row["differing"]), None)
+        if first:
+            print(f"first diverging layer: {first['layer']} (image {report.trace['image']}): "
+                  f"{first['differing']} of {first['values']} values differ, max {first['max_abs_lsb']:g} LSB")
+        else:
+            print(f"layer trace of image {report.trace['image']}: every traced layer matches; "
+                  "the difference arises after the last traced layer")
     if args.json:
         data = report.to_dict() | {"total_seconds": round(elapsed, 2)}
         Path(args.json).write_text(json.dumps(data, indent=2) + "\n")

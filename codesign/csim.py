@@ -25,6 +25,7 @@ from codesign.export import load_qonnx
 from codesign.lower import PROJECT_NAME
 from codesign.project import TESTBENCH, Project, pixels_to_model_input, reference_codes
 from codesign.reference import QuantParams, Reference
+from codesign.trace import trace_image
 from quantize.boxes import decode
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class CsimReport:
     reference_seconds: float = 0.0
     run_seconds: float = 0.0
     jobs: int = 1
+    trace: dict | None = None
 
     @property
     def passed(self) -> bool:
@@ -68,6 +70,18 @@ def _source_files(project: Project) -> list[Path]:
     firmware = project.hls_dir / "firmware"
     files = [p for p in sorted(firmware.rglob("*")) if p.is_file() and p.suffix in (".h", ".cpp", ".hpp", ".txt")]
     return files + [project.hls_dir / TESTBENCH]
+
+
+def check_project_files(project: Project) -> None:
+    """Raise InputError naming the first data file the project lists but lacks."""
+    listed = [project.reference_model]
+    for files in project.meta.get("weight_files", {}).values():
+        listed += [project.root / path for path in files.values()]
+    testbench = project.meta.get("testbench") or {}
+    listed += [project.root / testbench[key] for key in ("inputs", "expected") if key in testbench]
+    for path in listed:
+        if not path.is_file():
+            raise InputError(f"project file missing: {path} (re-run codesign convert to restore it)")
 
 
 def build(project: Project, jobs: int = 2) -> tuple[Path, float]:
@@ -171,11 +185,22 @@ def _run_chunks(
     return np.concatenate(outputs)
 
 
-def csim(project: Project, count: int = 20, jobs: int | None = None, progress: bool = False) -> CsimReport:
-    """Run ``count`` val images through the C++ and the reference; compare every output value."""
+def csim(
+    project: Project,
+    count: int = 20,
+    jobs: int | None = None,
+    progress: bool = False,
+    trace_on_mismatch: bool = True,
+) -> CsimReport:
+    """Run ``count`` val images through the C++ and the reference; compare every output value.
+
+    On a mismatch, the first mismatching image is run again with the layer
+    trace on, and the report names the first layer that differs.
+    """
     if count < 1:
         raise InputError(f"--count must be at least 1, got {count}")
     jobs = jobs or os.cpu_count() or 1
+    check_project_files(project)
     binary, build_seconds = build(project, jobs)
 
     started = time.monotonic()
@@ -203,6 +228,12 @@ def csim(project: Project, count: int = 20, jobs: int | None = None, progress: b
         for i, j in zip(*np.nonzero(~exact))
     ][:MAX_REPORTED_MISMATCHES]
 
+    trace = None
+    if not exact.all() and trace_on_mismatch:
+        image = int(np.nonzero(~exact.all(axis=1))[0][0])
+        input_nhwc = np.ldexp(codes[image].astype(np.float64), -project.meta["input"]["frac"])
+        trace = trace_image(project, binary, work / "inputs.bin", image, input_nhwc).to_dict()
+
     detections_identical = None
     detector = project.meta.get("detector")
     if detector:
@@ -226,4 +257,5 @@ def csim(project: Project, count: int = 20, jobs: int | None = None, progress: b
         reference_seconds=round(reference_seconds, 2),
         run_seconds=round(run_seconds, 2),
         jobs=min(jobs, count),
+        trace=trace,
     )

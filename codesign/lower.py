@@ -140,6 +140,10 @@ def lower(
         )
     config["Model"]["ReuseFactor"] = reuse_factor
     config["Model"]["Strategy"] = strategy
+    # Trace calls are compiled outside synthesis only and stay off until the
+    # testbench enables them, so every project can name a diverging layer.
+    for layer_config in config["LayerName"].values():
+        layer_config["Trace"] = True
     input_name = model.graph.input[0].name
     config["LayerName"].setdefault(input_name, {}).setdefault("Precision", {})["result"] = str(quantizer.precision)
 
@@ -155,6 +159,8 @@ def lower(
             hls_config=config,
         )
     log.debug("hls4ml conversion output:\n%s", trace.getvalue())
+    # The writer emits the per-layer save calls only with this model-wide flag.
+    hls_model.config.trace_output = True
 
     table = infer_precision(hls_model)
     output_var = hls_model.get_output_variables()[0]

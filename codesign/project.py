@@ -30,6 +30,7 @@ from codesign.lower import PROJECT_NAME, LoweredModel
 from codesign.precision import format_table
 from codesign.reference import Reference
 from codesign.templating import render_file
+from codesign.trace import trace_map
 from quantize.dataset import DatasetSpec
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,22 @@ def reference_codes(reference: Reference, inputs_nchw: np.ndarray, frac: int) ->
     return outputs, scaled
 
 
+def traced_layers(hls_model) -> list[tuple[str, str]]:
+    """Return (layer name, C++ size expression) of every layer whose output hls4ml saves when tracing."""
+    layers = []
+    for layer in hls_model.get_layers():
+        if layer.get_attr("function_cpp", None) and layer.get_attr("trace", False):
+            for variable in layer.get_variables():
+                layers.append((layer.name, variable.size_cpp()))
+    return layers
+
+
+def _traced_layers_cpp(hls_model) -> str:
+    rows = [f'    {{"{name}", {size}}},' for name, size in traced_layers(hls_model)]
+    # An empty array is not valid C++; a zero-size entry is skipped by the testbench.
+    return "\n".join(rows) if rows else '    {"", 0},'
+
+
 def check_weight_files(hls_model, hls_dir: Path) -> None:
     """Check that every weights/*.txt file reads back to the exact constants.
 
@@ -128,7 +145,13 @@ def write_project(
     input_values = int(np.prod(lowered.input_shape[1:]))
     output_values = int(np.prod(lowered.output_shape[1:]))
     testbench = render_file(
-        TESTBENCH, {"PROJECT": PROJECT_NAME, "INPUT_VALUES": input_values, "OUTPUT_VALUES": output_values}
+        TESTBENCH,
+        {
+            "PROJECT": PROJECT_NAME,
+            "INPUT_VALUES": input_values,
+            "OUTPUT_VALUES": output_values,
+            "TRACED_LAYERS": _traced_layers_cpp(lowered.hls_model),
+        },
     )
     (hls_dir / TESTBENCH).write_text(testbench)
 
@@ -172,6 +195,12 @@ def write_project(
             for e in lowered.precision_table
         ],
         "testbench": None,
+        "trace": trace_map(lowered.hls_model, lowered.channels_last),
+        "weight_files": {
+            layer.name: {role: f"hls/firmware/weights/{variable.name}.txt" for role, variable in layer.weights.items()}
+            for layer in lowered.hls_model.get_layers()
+            if layer.weights
+        },
     }
 
     if tb_pixels is not None:

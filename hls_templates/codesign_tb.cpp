@@ -12,6 +12,11 @@
 // every value and prints the first mismatches.
 // Exit status: 0 all equal (or nothing to compare), 1 mismatch, 2 bad data file.
 // The same file builds under g++ and under Vitis HLS csim_design.
+//
+// Layer trace: when the environment variable CODESIGN_TB_TRACE names a file,
+// every traced layer's output of every item is appended to it as records of
+// (uint32 name length, name, uint64 value count, float64 values). The design
+// calls nnet::save_layer_output after each layer outside synthesis only.
 
 #include <cstdint>
 #include <cstdio>
@@ -19,12 +24,29 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "firmware/{{PROJECT}}.h"
 
+namespace nnet {
+bool trace_enabled = false;
+std::map<std::string, void *> *trace_outputs = NULL;
+size_t trace_type_size = sizeof(double);
+} // namespace nnet
+
 namespace {
+
+struct TracedLayer {
+    const char *name;
+    size_t values;
+};
+
+// Layers whose outputs the design saves, with their sizes.
+const TracedLayer kTracedLayers[] = {
+{{TRACED_LAYERS}}
+};
 
 const unsigned kInputValues = {{INPUT_VALUES}};
 const unsigned kOutputValues = {{OUTPUT_VALUES}};
@@ -116,6 +138,41 @@ template <class T> int64_t to_code(const T &value) {
     return code;
 }
 
+class LayerTrace {
+  public:
+    explicit LayerTrace(const char *path) : out_(path, std::ios::binary) {
+        for (const TracedLayer &layer : kTracedLayers) {
+            if (layer.values == 0)
+                continue;
+            buffers_[layer.name] = std::vector<double>(layer.values);
+            pointers_[layer.name] = buffers_[layer.name].data();
+        }
+        nnet::trace_outputs = &pointers_;
+        nnet::trace_enabled = true;
+    }
+
+    bool ok() const { return static_cast<bool>(out_); }
+
+    void flush_item() {
+        for (const TracedLayer &layer : kTracedLayers) {
+            if (layer.values == 0)
+                continue;
+            const std::vector<double> &values = buffers_[layer.name];
+            const uint32_t length = std::strlen(layer.name);
+            const uint64_t count = values.size();
+            out_.write(reinterpret_cast<const char *>(&length), 4);
+            out_.write(layer.name, length);
+            out_.write(reinterpret_cast<const char *>(&count), 8);
+            out_.write(reinterpret_cast<const char *>(values.data()), count * sizeof(double));
+        }
+    }
+
+  private:
+    std::ofstream out_;
+    std::map<std::string, std::vector<double>> buffers_;
+    std::map<std::string, void *> pointers_;
+};
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -150,6 +207,15 @@ int main(int argc, char **argv) {
     const unsigned in_pack = input_t::size;
     const unsigned out_pack = result_t::size;
 
+    LayerTrace *trace = NULL;
+    if (const char *trace_path = std::getenv("CODESIGN_TB_TRACE")) {
+        trace = new LayerTrace(trace_path);
+        if (!trace->ok()) {
+            std::cerr << "codesign_tb: cannot write trace file " << trace_path << std::endl;
+            return 2;
+        }
+    }
+
     std::vector<int64_t> outputs(count * kOutputValues);
     uint64_t mismatches = 0;
     for (uint64_t item = first; item < first + count; item++) {
@@ -164,6 +230,8 @@ int main(int argc, char **argv) {
         }
 
         {{PROJECT}}(input_stream, output_stream);
+        if (trace)
+            trace->flush_item();
 
         int64_t *got = &outputs[(item - first) * kOutputValues];
         for (unsigned i = 0; i < kOutputValues / out_pack; i++) {
@@ -183,6 +251,7 @@ int main(int argc, char **argv) {
             mismatches++;
         }
     }
+    delete trace;
     if (!write_tensor_file(argv[4], count, kOutputValues, outputs))
         return 2;
     if (compare) {

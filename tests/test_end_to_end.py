@@ -29,12 +29,10 @@ def test_csim_bundled_detector_exact(bundled_project, tmp_path, capsys):
     assert "exact-match fraction: 1.000000" in printed
 
 
-def _perturb_head_weight(project: Path) -> str:
-    """Negate the largest weight of the detection head in both the .txt and .h files."""
+def _negate_largest_weight(project: Path, layer: str) -> None:
+    """Negate the largest weight of a layer in both its .txt (C simulation) and .h (synthesis) files."""
     meta = json.loads((project / "codesign.json").read_text())
-    head = [row["layer"] for row in meta["precision"] if row["tensor"] == "weight"][-1]
-    weights = sorted((project / "hls" / "firmware" / "weights").glob("w*.txt"), key=lambda p: int(p.stem[1:]))
-    text_file = weights[-1]
+    text_file = project / meta["weight_files"][layer]["weight"]
     values = [float(v) for v in text_file.read_text().split(",")]
     index = int(np.argmax(np.abs(values)))
     values[index] = -values[index]
@@ -42,18 +40,39 @@ def _perturb_head_weight(project: Path) -> str:
     text_file.write_text(new_text)
     header = text_file.with_suffix(".h")
     header.write_text(re.sub(r"= \{[^}]*\}", "= {" + new_text + "}", header.read_text()))
-    return head
 
 
-def test_csim_perturbed_weight_fails(project_copy, capsys):
-    _perturb_head_weight(project_copy)
+def test_csim_perturbed_weight_fails_and_names_layer(project_copy, tmp_path, capsys):
+    _negate_largest_weight(project_copy, "Conv2D_Conv_2")
 
-    status = main(["csim", str(project_copy), "--count", "4"])
+    status = main(["-q", "csim", str(project_copy), "--count", "4", "--json", str(tmp_path / "r.json")])
     printed = capsys.readouterr().out
+    report = json.loads((tmp_path / "r.json").read_text())
 
     assert status == 1
     assert "FAIL" in printed
     assert "mismatch: image" in printed
+    assert report["exact_fraction"] < 1.0
+    assert report["trace"]["first_diverging_layer"] == "Conv2D_Conv_2"
+    assert "first diverging layer: Conv2D_Conv_2" in printed
+    earlier = [row for row in report["trace"]["layers"] if row["layer"] in ("Conv2D_Conv_0", "Relu_1", "MaxPool_1")]
+    assert len(earlier) == 3
+    assert all(row["differing"] == 0 for row in earlier)
+
+
+@pytest.mark.parametrize("relative", ["hls/tb_data/inputs.bin", "hls/firmware/weights/b2.txt"])
+def test_csim_missing_data_file_exits_2(project_copy, capsys, relative):
+    meta = json.loads((project_copy / "codesign.json").read_text())
+    if relative.endswith("b2.txt"):
+        relative = meta["weight_files"]["Conv2D_Conv_0"]["bias"]
+    (project_copy / relative).unlink()
+
+    status = main(["csim", str(project_copy), "--count", "2"])
+    error = capsys.readouterr().err
+
+    assert status == 2
+    assert relative in error
+    assert len(error.strip().splitlines()) == 1
 
 
 def test_convert_rejects_nonempty_folder(tmp_path, capsys):
