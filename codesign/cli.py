@@ -13,7 +13,7 @@ import time
 import warnings
 from pathlib import Path
 
-from codesign.errors import InputError
+from codesign.errors import InputError, SimulationError
 
 
 def _cmd_data(args) -> int:
@@ -64,9 +64,25 @@ def _cmd_csim(args) -> int:
     from codesign.project import load_project
 
     project = load_project(Path(args.project))
+    if args.vendor or args.cosim:
+        from codesign.vendor import run_vendor
+
+        run = run_vendor(project, cosim=args.cosim)
+        print(run.log_tail)
+        print(f"{run.tool} {run.mode} on {run.items} testbench items: {'PASS' if run.passed else 'FAIL'}")
+        return 0 if run.passed else 1
     started = time.monotonic()
-    report = csim(project, count=args.count, jobs=args.jobs, progress=not args.quiet)
+    report = csim(project, count=args.count, jobs=args.jobs, progress=not args.quiet, sanitize=args.sanitize,
+                  all_references=args.references == "all")
     elapsed = time.monotonic() - started
+    for row in report.references or []:
+        if not row["available"]:
+            print(f"reference {row['name']}: skipped ({row['note']})")
+        elif row["identical"]:
+            print(f"reference {row['name']}: identical to onnxruntime")
+        else:
+            print(f"reference {row['name']}: DIFFERS from onnxruntime by up to {row['max_abs_lsb']:g} LSB; "
+                  "the references disagree, so the C++ comparison below is not conclusive")
     identical = {True: "yes", False: "NO", None: "n/a (not a detector)"}[report.detections_identical]
     print(f"images:               {report.images}")
     print(f"output values:        {report.values}")
@@ -136,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--count", type=int, default=20, help="val images to simulate (default 20)")
     sim.add_argument("--jobs", type=int, default=None, help="parallel simulation processes (default: all cores)")
     sim.add_argument("--json", help="write the report to this JSON file")
+    sim.add_argument("--references", choices=["onnxruntime", "all"], default="onnxruntime",
+                     help="onnxruntime only (default), or also qonnx's executor and Brevitas, compared first")
+    sim.add_argument("--vendor", action="store_true",
+                     help="run the testbench under Vitis HLS csim_design instead of g++ (needs vitis_hls)")
+    sim.add_argument("--cosim", action="store_true",
+                     help="also synthesize and run RTL co-simulation under Vitis HLS (needs vitis_hls)")
+    sim.add_argument("--sanitize", action="store_true",
+                     help="build with AddressSanitizer and UndefinedBehaviorSanitizer (slower)")
     sim.set_defaults(run=_cmd_csim)
 
     boards = commands.add_parser("boards", help="list the bundled boards and their resources")
@@ -158,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as error:
         print(f"codesign: error: {error}", file=sys.stderr)
         return 2
+    except SimulationError as error:
+        print(f"codesign: simulation failed: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -20,24 +20,34 @@ import numpy as np
 from tqdm import tqdm
 
 from codesign import tensorfile
-from codesign.errors import CodesignError, InputError
+from codesign.errors import CodesignError, InputError, SimulationError
 from codesign.export import load_qonnx
 from codesign.lower import PROJECT_NAME
 from codesign.project import TESTBENCH, Project, pixels_to_model_input, reference_codes
 from codesign.reference import QuantParams, Reference
+from codesign.references import compare_references
 from codesign.trace import trace_image
 from quantize.boxes import decode
 
 log = logging.getLogger(__name__)
 
-CXXFLAGS = ["-O2", "-std=c++17", "-w"]
+CXXFLAGS = ["-O2", "-std=c++20", "-w"]
+# AddressSanitizer and UndefinedBehaviorSanitizer; any report aborts the run.
+SANITIZE_FLAGS = ["-O1", "-g", "-std=c++20", "-w", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+                  "-fno-omit-frame-pointer"]
 MAX_REPORTED_MISMATCHES = 10
+# A sanitizer finding must not look like a mismatch (exit status 1).
+_SANITIZER_ENV = dict(
+    os.environ,
+    ASAN_OPTIONS="exitcode=99:detect_leaks=1:abort_on_error=0",
+    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1",
+)
 # Items per testbench process: small enough for a smooth progress bar, large
 # enough that process start-up (reading the weight files) stays negligible.
 MAX_CHUNK_ITEMS = 25
 
 
-class BuildError(CodesignError):
+class BuildError(SimulationError):
     """g++ failed on the generated project."""
 
 
@@ -57,10 +67,19 @@ class CsimReport:
     run_seconds: float = 0.0
     jobs: int = 1
     trace: dict | None = None
+    references: list[dict] | None = None
+
+    @property
+    def references_agree(self) -> bool:
+        return all(row["identical"] is not False for row in self.references or [])
 
     @property
     def passed(self) -> bool:
-        return self.exact_values == self.values and self.detections_identical is not False
+        return (
+            self.exact_values == self.values
+            and self.detections_identical is not False
+            and self.references_agree
+        )
 
     def to_dict(self) -> dict:
         return {**asdict(self), "passed": self.passed}
@@ -84,18 +103,21 @@ def check_project_files(project: Project) -> None:
             raise InputError(f"project file missing: {path} (re-run codesign convert to restore it)")
 
 
-def build(project: Project, jobs: int = 2) -> tuple[Path, float]:
+def build(project: Project, jobs: int = 2, sanitize: bool = False) -> tuple[Path, float]:
     """Compile the testbench and the design; reuse the binary when no source changed.
 
+    With ``sanitize`` the binary is built with AddressSanitizer and
+    UndefinedBehaviorSanitizer into a separate folder.
     Returns (binary path, seconds spent compiling; 0 when reused).
     """
+    flags = SANITIZE_FLAGS if sanitize else CXXFLAGS
     testbench = project.hls_dir / TESTBENCH
     if not testbench.is_file():
         raise InputError(f"testbench {testbench} is missing; re-run codesign convert")
-    build_dir = project.root / "csim"
-    build_dir.mkdir(exist_ok=True)
+    build_dir = project.root / "csim" / ("sanitize" if sanitize else "")
+    build_dir.mkdir(parents=True, exist_ok=True)
     binary = build_dir / "codesign_tb"
-    digest = hashlib.sha256(" ".join(CXXFLAGS).encode() + str(project.root.resolve()).encode())
+    digest = hashlib.sha256(" ".join(flags).encode() + str(project.root.resolve()).encode())
     for path in _source_files(project):
         digest.update(str(path.relative_to(project.root)).encode())
         digest.update(path.read_bytes())
@@ -110,13 +132,13 @@ def build(project: Project, jobs: int = 2) -> tuple[Path, float]:
     include = [f'-DWEIGHTS_DIR="{weights_dir}"', "-I", str(project.hls_dir), "-I", str(project.hls_dir / "firmware"),
                "-I", str(project.hls_dir / "firmware" / "ap_types")]
     units = [project.hls_dir / "firmware" / f"{PROJECT_NAME}.cpp", testbench]
-    commands = [["g++", *CXXFLAGS, *include, "-c", str(unit), "-o", str(build_dir / (unit.stem + ".o"))] for unit in units]
+    commands = [["g++", *flags, *include, "-c", str(unit), "-o", str(build_dir / (unit.stem + ".o"))] for unit in units]
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         results = list(pool.map(lambda cmd: subprocess.run(cmd, capture_output=True, text=True), commands))
     for command, result in zip(commands, results):
         if result.returncode != 0:
             raise BuildError(f"g++ failed on {command[-3]}:\n{result.stderr[-4000:]}")
-    link = ["g++", *[str(build_dir / (u.stem + ".o")) for u in units], "-o", str(binary)]
+    link = ["g++", *(flags if sanitize else []), *[str(build_dir / (u.stem + ".o")) for u in units], "-o", str(binary)]
     result = subprocess.run(link, capture_output=True, text=True)
     if result.returncode != 0:
         raise BuildError(f"linking the testbench failed:\n{result.stderr[-4000:]}")
@@ -162,7 +184,7 @@ def _run_chunks(
         index, (first, size) = index_range
         out = work / f"outputs_{index}.bin"
         command = [str(binary), str(inputs), str(first), str(size), str(out), str(expected)]
-        result = subprocess.run(command, capture_output=True, text=True)
+        result = subprocess.run(command, capture_output=True, text=True, env=_SANITIZER_ENV)
         return out, result
 
     outputs = []
@@ -174,11 +196,16 @@ def _run_chunks(
                 lines = result.stderr.strip().splitlines()
                 raise InputError(lines[-1] if lines else "testbench rejected its data")
             if result.returncode not in (0, 1):
-                raise CodesignError(
-                    f"testbench crashed on items {first}..{first + size - 1} with exit status "
-                    f"{result.returncode}:\n{(result.stderr or result.stdout)[-2000:]}"
+                raise SimulationError(
+                    f"testbench failed on items {first}..{first + size - 1} with exit status "
+                    f"{result.returncode}:\n{(result.stderr or result.stdout)[-3000:]}"
                 )
             log.debug("testbench output for items %d..%d:\n%s", first, first + size - 1, result.stdout)
+            if not out.is_file():
+                raise SimulationError(
+                    f"testbench wrote no outputs for items {first}..{first + size - 1} (exit status "
+                    f"{result.returncode}):\n{(result.stderr or result.stdout)[-3000:]}"
+                )
             outputs.append(tensorfile.read(out))
             out.unlink()
             bar.update(size)
@@ -191,6 +218,8 @@ def csim(
     jobs: int | None = None,
     progress: bool = False,
     trace_on_mismatch: bool = True,
+    sanitize: bool = False,
+    all_references: bool = False,
 ) -> CsimReport:
     """Run ``count`` val images through the C++ and the reference; compare every output value.
 
@@ -201,7 +230,7 @@ def csim(
         raise InputError(f"--count must be at least 1, got {count}")
     jobs = jobs or os.cpu_count() or 1
     check_project_files(project)
-    binary, build_seconds = build(project, jobs)
+    binary, build_seconds = build(project, jobs, sanitize=sanitize)
 
     started = time.monotonic()
     pixels = load_val_pixels(project, count)
@@ -209,7 +238,11 @@ def csim(
     codes = _input_quantizer(project).quantize_codes(inputs).transpose(0, 2, 3, 1)
     reference = Reference(load_qonnx(project.reference_model).model)
     frac = project.output_frac
-    values, scaled = reference_codes(reference, inputs, frac)
+    raw: list = []
+    values, scaled = reference_codes(reference, inputs, frac, raw)
+    references = None
+    if all_references:
+        references = [asdict(row) for row in compare_references(project, inputs, raw[0])]
     expected = np.rint(scaled).astype(np.int64).reshape(count, -1)
     reference_seconds = time.monotonic() - started
 
@@ -258,4 +291,5 @@ def csim(
         run_seconds=round(run_seconds, 2),
         jobs=min(jobs, count),
         trace=trace,
+        references=references,
     )

@@ -15,3 +15,7 @@ class InputError(CodesignError):
 
 class UnsupportedModelError(InputError):
     """A model node that the lowering cannot map exactly onto the HLS templates."""
+
+
+class SimulationError(CodesignError):
+    """The generated C++ crashed, failed to build, or a sanitizer reported an error."""

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 META_FILE = "codesign.json"
 META_VERSION = 1
 TESTBENCH = "codesign_tb.cpp"
+VENDOR_CSIM_SCRIPT = "vendor_csim.tcl"
 
 
 @dataclass
@@ -76,9 +77,17 @@ def pixels_to_model_input(pixels: np.ndarray) -> np.ndarray:
     return (pixels.astype(np.float32) / 256.0).transpose(0, 3, 1, 2)
 
 
-def reference_codes(reference: Reference, inputs_nchw: np.ndarray, frac: int) -> tuple[np.ndarray, np.ndarray]:
-    """Run the reference; return (NHWC output values, their codes at 2**-frac, rounded)."""
+def reference_codes(
+    reference: Reference, inputs_nchw: np.ndarray, frac: int, raw: list | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run the reference; return (NHWC output values, the values scaled by 2**frac).
+
+    The scaled values are the output codes when the outputs are exact. When
+    ``raw`` is a list, the model-layout outputs are appended to it.
+    """
     outputs = reference.run(inputs_nchw)
+    if raw is not None:
+        raw.append(outputs)
     if outputs.ndim == 4:
         outputs = outputs.transpose(0, 2, 3, 1)
     scaled = np.ldexp(outputs.astype(np.float64), frac)
@@ -154,6 +163,11 @@ def write_project(
         },
     )
     (hls_dir / TESTBENCH).write_text(testbench)
+    vendor_script = render_file(
+        VENDOR_CSIM_SCRIPT,
+        {"PROJECT": PROJECT_NAME, "PART": board.part, "CLOCK_PERIOD_NS": round(1000.0 / board.clock_mhz, 3)},
+    )
+    (hls_dir / VENDOR_CSIM_SCRIPT).write_text(vendor_script)
 
     if qonnx.path.resolve() != (root / "model.qonnx.onnx").resolve():
         shutil.copyfile(qonnx.path, root / "model.qonnx.onnx")

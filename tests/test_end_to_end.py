@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +123,46 @@ def test_project_tree(bundled_project):
                  "hls/tb_data/inputs.bin", "hls/tb_data/expected.bin", "hls/build_prj.tcl"):
         assert (bundled_project / name).is_file(), name
     assert not list(bundled_project.parent.glob(".project.partial-*"))
+
+
+def test_csim_all_references_agree(bundled_project, tmp_path, capsys):
+    status = main(["-q", "csim", str(bundled_project), "--count", "2", "--references", "all",
+                   "--json", str(tmp_path / "r.json")])
+    printed = capsys.readouterr().out
+    report = json.loads((tmp_path / "r.json").read_text())
+
+    assert status == 0, printed
+    assert {row["name"]: row["identical"] for row in report["references"]} == {"qonnx": True, "brevitas": True}
+    assert "reference qonnx: identical to onnxruntime" in printed
+
+
+def test_csim_sanitize_runs_clean(bundled_project, capsys):
+    status = main(["-q", "csim", str(bundled_project), "--count", "2", "--sanitize"])
+    printed = capsys.readouterr().out
+
+    assert status == 0, printed
+    assert "PASS" in printed
+
+
+def test_csim_vendor_without_tool_exits_2(bundled_project, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", "/nonexistent")
+
+    status = main(["csim", str(bundled_project), "--vendor"])
+    error = capsys.readouterr().err
+
+    assert status == 2
+    assert "vitis_hls" in error and "PATH" in error
+
+
+def test_vendor_script_parses_with_tclsh(bundled_project, tmp_path):
+    stub = tmp_path / "stub.tcl"
+    commands = "open_project set_top add_files open_solution set_part create_clock csim_design csynth_design cosim_design"
+    stub.write_text(
+        f"set calls {{}}\nforeach cmd {{{commands}}} {{ proc $cmd {{args}} \"lappend ::calls $cmd\" }}\n"
+        "proc exit {args} { puts $::calls }\n"
+        "set argv {cosim 8}\nsource vendor_csim.tcl\n"
+    )
+    result = subprocess.run(["tclsh", str(stub)], cwd=bundled_project / "hls", capture_output=True, text=True)
+
+    assert result.returncode == 0, result.stderr
+    assert "csim_design csynth_design cosim_design" in result.stdout
