@@ -8,6 +8,7 @@ images are split into shards that run in parallel, one per core.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import subprocess
@@ -278,7 +279,7 @@ def csim(
             for h, s in zip(hardware, software)
         )
 
-    return CsimReport(
+    report = CsimReport(
         images=count,
         values=int(exact.size),
         exact_values=int(exact.sum()),
@@ -293,3 +294,49 @@ def csim(
         trace=trace,
         references=references,
     )
+    write_report(project, report)
+    return report
+
+
+def format_markdown(report: CsimReport) -> str:
+    """Render a csim report as Markdown."""
+    lines = [
+        "# C simulation report",
+        "",
+        f"Result: **{'PASS' if report.passed else 'FAIL'}**",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| images | {report.images} |",
+        f"| output values | {report.values} |",
+        f"| exact values | {report.exact_values} ({report.exact_fraction:.6f}) |",
+        f"| max abs difference | {report.max_abs_lsb:g} LSB |",
+        f"| detections identical | {report.detections_identical} |",
+        f"| build / reference / C++ seconds | {report.build_seconds} / {report.reference_seconds} / "
+        f"{report.run_seconds} ({report.jobs} processes) |",
+        "",
+    ]
+    if report.references:
+        lines += ["## References", "", "| reference | identical to onnxruntime | max difference (LSB) |", "|---|---|---|"]
+        lines += [f"| {r['name']} | {r['identical']} | {r['max_abs_lsb']} |" for r in report.references]
+        lines.append("")
+    if report.mismatches:
+        lines += ["## First mismatches", "", "| image | output | got | expected | difference (LSB) |", "|---|---|---|---|---|"]
+        lines += [f"| {m['image']} | {m['output']} | {m['got']} | {m['expected']:g} | {m['difference_lsb']:+g} |"
+                  for m in report.mismatches]
+        lines.append("")
+    if report.trace:
+        lines += [f"## Layer trace of image {report.trace['image']}", "",
+                  f"First diverging layer: **{report.trace['first_diverging_layer']}**", "",
+                  "| layer | reference tensor | values | differing | max difference (LSB) |", "|---|---|---|---|---|"]
+        lines += [f"| {r['layer']} | {r['tensor']} | {r['values']} | {r['differing']} | {r['max_abs_lsb']:g} |"
+                  for r in report.trace["layers"]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_report(project: Project, report: CsimReport) -> None:
+    """Write csim/report.json and csim/report.md into the project folder."""
+    folder = project.root / "csim"
+    (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    (folder / "report.md").write_text(format_markdown(report))
