@@ -2,8 +2,8 @@
 // Stream format: {{SUMMARY}}.
 //
 // Pass the struct to jpeg::decode<{{NAME}}>. Table values are fixed at
-// compile time, so the decoder accepts only payloads encoded with exactly
-// these tables and this image size.
+// compile time, so the decoder is correct only for payloads encoded with
+// exactly these tables and this image size.
 
 #ifndef {{GUARD}}
 #define {{GUARD}}
@@ -48,12 +48,15 @@ struct {{NAME}} {
     // Canonical decoding tables as jpeg_make_d_derived_tbl (jdhuff.c)
     // builds them, for code lengths l = 1..16 (index 0 unused):
     // huff_limit is maxcode[l] + 1, so 0 where no code has length l, and
-    // huff_offset is valoffset[l], the symbol index of code 0 of length l.
+    // huff_offset is valoffset[l]: adding a code of length l to it gives the
+    // index of the code's symbol.
     static unsigned huff_limit(unsigned t, unsigned l) {
 #pragma HLS INLINE
         static const unsigned table[{{HUFFMAN_TABLES}}][17] = {
 {{HUFFMAN_LIMITS}}
         };
+        // decode_symbol compares all 16 code lengths in parallel.
+#pragma HLS ARRAY_PARTITION variable=table complete dim=2
         return table[t][l];
     }
     static int huff_offset(unsigned t, unsigned l) {
@@ -61,6 +64,7 @@ struct {{NAME}} {
         static const int table[{{HUFFMAN_TABLES}}][17] = {
 {{HUFFMAN_OFFSETS}}
         };
+#pragma HLS ARRAY_PARTITION variable=table complete dim=2
         return table[t][l];
     }
     // Symbols (huffval) in order of increasing code.

@@ -41,8 +41,9 @@
 // listed with their sizes so that an estimator can map them to BRAM, LUTRAM
 // or registers:
 //   ROM: quantization tables (n_components x 64 x 16 bit) and Huffman
-//     tables (per distinct table 17 limits and 17 offsets, declared 32 bit,
-//     and 256 symbols of 8 bit), zigzag order (64 x 6 bit).
+//     tables (per distinct table 17 limits and 17 offsets, declared 32 bit
+//     and partitioned for the parallel code-length compare, and 256 symbols
+//     of 8 bit), zigzag order (64 x 6 bit).
 //   Line buffers: luma 8*v_samp lines (plus one saved line when v_samp = 2)
 //     of 8*h_samp*mcus_x samples, and chroma 2 x 9 lines of 8*mcus_x
 //     samples. That is one MCU row plus the context line that fancy
