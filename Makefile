@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test train data clean
+.PHONY: demo test train data fuzz clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP)
 # Retrain the bundled detector (about 20 minutes on 2 cores).
 train: $(STAMP)
 	$(BIN)/codesign train --out quantize/checkpoints/tiny_yolo_w6a6.pt --force
+
+# Fuzz the JPEG stream parser and decoder model (1,000,000 executions).
+fuzz: $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt atheris
+	$(BIN)/python benchmarks/fuzz_jpeg.py -runs=1000000
 
 data: $(STAMP)
 	$(BIN)/codesign data

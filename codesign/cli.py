@@ -109,6 +109,40 @@ def _cmd_csim(args) -> int:
     return 0 if report.passed else 1
 
 
+def _cmd_detect(args) -> int:
+    from codesign.detect import detect
+
+    result = detect(Path(args.project), Path(args.images), Path(args.out), force=args.force, jobs=args.jobs)
+    print(f"wrote {result.detections_file}: {result.detection_count} detections in {len(result.images)} images "
+          f"({result.seconds:.1f} s)")
+    return 0
+
+
+def _cmd_estimate(args) -> int:
+    from codesign.boards import load_board
+    from codesign.estimate import estimate, fit_reuse_factors, format_comparison, load_layer_specs, parse_vendor_reports
+
+    board = load_board(args.board)
+    source = Path(args.source) if args.source else None
+    specs = load_layer_specs(source, board)
+    result = estimate(specs, board, strategy=args.strategy)
+    print(result.format_table())
+    if args.fit:
+        chosen = fit_reuse_factors(specs, board, args.margin, strategy=args.strategy)
+        print(f"\nreuse factors that fit {board.name} under {args.margin:.0%} of every resource:")
+        for layer, factor in chosen.items():
+            print(f"  {layer}: {factor}")
+        result = estimate(specs, board, reuse_factors=chosen, strategy=args.strategy)
+        print(result.format_table())
+    if source is not None and source.is_dir():
+        reports = parse_vendor_reports(source)
+        if reports:
+            print(format_comparison(result, reports, source))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    return 0
+
+
 def _cmd_boards(args) -> int:
     from codesign.boards import list_boards
 
@@ -161,6 +195,24 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--sanitize", action="store_true",
                      help="build with AddressSanitizer and UndefinedBehaviorSanitizer (slower)")
     sim.set_defaults(run=_cmd_csim)
+
+    detect = commands.add_parser("detect", help="detect objects in JPEG/PNG images with a project's C simulation")
+    detect.add_argument("project", help="project folder written by codesign convert")
+    detect.add_argument("images", help="image file or folder of images")
+    detect.add_argument("--out", required=True, help="folder for detections.json and annotated images")
+    detect.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    detect.add_argument("--jobs", type=int, default=None, help="parallel simulation processes (default: all cores)")
+    detect.set_defaults(run=_cmd_detect)
+
+    estimate = commands.add_parser("estimate", help="estimate LUT, FF, DSP, BRAM, latency and fps without synthesis")
+    estimate.add_argument("source", nargs="?", help="project folder, QONNX file or checkpoint (default: bundled)")
+    estimate.add_argument("--board", default="pynq-z2", help="board name or board YAML file (default pynq-z2)")
+    estimate.add_argument("--strategy", choices=["latency", "resource"], default=None,
+                          help="override the hls4ml strategy of every dense and convolution layer")
+    estimate.add_argument("--fit", action="store_true", help="also choose reuse factors that fit the board")
+    estimate.add_argument("--margin", type=float, default=0.8, help="share of each resource --fit may use (default 0.8)")
+    estimate.add_argument("--json", help="write the estimate to this JSON file")
+    estimate.set_defaults(run=_cmd_estimate)
 
     boards = commands.add_parser("boards", help="list the bundled boards and their resources")
     boards.set_defaults(run=_cmd_boards)

@@ -12,6 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
+from codesign.bitstream import write_bitstream_project
 from codesign.boards import load_board
 from codesign.errors import InputError
 from codesign.export import export, load_qonnx
@@ -96,4 +97,6 @@ def _convert_into(model, root: Path, board, tb_images: int, reuse_factor: int) -
     source = quantized.source
 
     lowered = lower(qonnx, board, root / "hls", reuse_factor=reuse_factor)
-    return write_project(lowered, qonnx, board, root, source, detector, dataset_spec, pixels)
+    project = write_project(lowered, qonnx, board, root, source, detector, dataset_spec, pixels)
+    write_bitstream_project(project, board)
+    return project

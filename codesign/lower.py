@@ -144,6 +144,9 @@ def lower(
     # testbench enables them, so every project can name a diverging layer.
     for layer_config in config["LayerName"].values():
         layer_config["Trace"] = True
+        # Per-layer entries override the model-wide reuse factor.
+        if "ReuseFactor" in layer_config:
+            layer_config["ReuseFactor"] = reuse_factor
     input_name = model.graph.input[0].name
     config["LayerName"].setdefault(input_name, {}).setdefault("Precision", {})["result"] = str(quantizer.precision)
 
