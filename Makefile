@@ -27,7 +27,8 @@ train: $(STAMP)
 # Fuzz the JPEG stream parser and decoder model (1,000,000 executions).
 fuzz: $(STAMP)
 	$(BIN)/pip install --quiet -c constraints.txt atheris
-	$(BIN)/python benchmarks/fuzz_jpeg.py -runs=1000000
+	$(BIN)/python benchmarks/fuzz_jpeg.py --write-seeds build/fuzz-corpus
+	$(BIN)/python benchmarks/fuzz_jpeg.py -runs=1000000 -max_len=2048 build/fuzz-corpus
 
 data: $(STAMP)
 	$(BIN)/codesign data
