@@ -24,7 +24,8 @@ from codesign import tensorfile
 from codesign.errors import CodesignError, InputError, SimulationError
 from codesign.export import load_qonnx
 from codesign.lower import PROJECT_NAME
-from codesign.project import TESTBENCH, Project, pixels_to_model_input, reference_codes
+from codesign.inputs import input_quantizer, project_inputs
+from codesign.project import TESTBENCH, Project, reference_codes
 from codesign.reference import QuantParams, Reference
 from codesign.references import compare_references
 from codesign.trace import trace_image
@@ -148,15 +149,7 @@ def build(project: Project, jobs: int = 2, sanitize: bool = False) -> tuple[Path
 
 
 def _input_quantizer(project: Project) -> QuantParams:
-    spec = project.meta["input"]["quantizer"]
-    return QuantParams(
-        scale=np.asarray(spec["scale"], dtype=np.float32),
-        zero_point=np.asarray(spec["zero_point"], dtype=np.float32),
-        bit_width=spec["bit_width"],
-        signed=spec["signed"],
-        narrow=spec["narrow"],
-        rounding_mode="ROUND",
-    )
+    return input_quantizer(project.meta)
 
 
 def load_val_pixels(project: Project, count: int) -> np.ndarray:
@@ -234,13 +227,12 @@ def csim(
     binary, build_seconds = build(project, jobs, sanitize=sanitize)
 
     started = time.monotonic()
-    pixels = load_val_pixels(project, count)
-    inputs = pixels_to_model_input(pixels)
-    codes = _input_quantizer(project).quantize_codes(inputs).transpose(0, 2, 3, 1)
+    test_inputs = project_inputs(project.meta, count)
+    inputs, codes = test_inputs.reference, test_inputs.codes
     reference = Reference(load_qonnx(project.reference_model).model)
     frac = project.output_frac
     raw: list = []
-    values, scaled = reference_codes(reference, inputs, frac, raw)
+    values, scaled = reference_codes(reference, inputs, frac, raw, meta=project.meta)
     references = None
     if all_references:
         references = [asdict(row) for row in compare_references(project, inputs, raw[0])]

@@ -76,12 +76,18 @@ def _convert_into(model, root: Path, board, tb_images: int, reuse_factor: int) -
     from quantize.dataset import DatasetSpec, generate, load_images
 
     if model is not None and str(model).endswith(".onnx"):
-        qonnx = load_qonnx(Path(model))
-        detector = None
-        dataset_spec = None
-        pixels = None
-        source = str(model)
-        raise InputError(f"{model}: QONNX files need random test inputs, which csim does not generate yet")
+        # A QONNX file ships no data: the testbench uses random codes in the input quantizer's range.
+        path = Path(model)
+        if not path.is_file():
+            raise InputError(f"model file not found: {path}")
+        qonnx = load_qonnx(path)
+        qonnx.model.save(str(root / "model.qonnx.onnx"))
+        qonnx.path = root / "model.qonnx.onnx"
+        lowered = lower(qonnx, board, root / "hls", reuse_factor=reuse_factor)
+        project = write_project(lowered, qonnx, board, root, str(path.resolve()), None, None, None, tb_items=tb_images)
+        write_bitstream_project(project, board)
+        return project
+
     quantized = quantize(model)
     qonnx = export(quantized, root)
     config = quantized.config

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from hls4ml.model.types import FixedPrecisionType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
+from qonnx.transformation.gemm_to_matmul import GemmToMatMul
 from qonnx.util.cleanup import cleanup_model
 
 from codesign.boards import Board
@@ -112,12 +114,30 @@ def input_quantizer(model: ModelWrapper) -> InputQuantizer:
     return InputQuantizer(params=params, width=width, frac=frac)
 
 
+# ONNX ops (after channels-last conversion and GemmToMatMul) that exact lowering maps onto hls4ml.
+SUPPORTED_OPS = ("Quant", "Conv", "MatMul", "Add", "Relu", "MaxPool", "Flatten", "Reshape")
+
+
+def check_supported_ops(model: ModelWrapper) -> None:
+    """Raise UnsupportedModelError naming the first node whose op exact lowering does not support."""
+    for node in model.graph.node:
+        if node.op_type not in SUPPORTED_OPS:
+            raise UnsupportedModelError(
+                f"node {node.name!r} ({node.op_type}) is not supported by exact lowering; "
+                f"supported ops: {', '.join(SUPPORTED_OPS)}"
+            )
+
+
 def to_channels_last(qonnx: QonnxModel) -> ModelWrapper:
     """Return the NHWC-in, NHWC-out form of the model that hls4ml reads."""
     model = ModelWrapper(onnx.ModelProto.FromString(qonnx.model.model.SerializeToString()))
     model = cleanup_model(model)
     model = model.transform(ConvertToChannelsLastAndClean(make_input_channels_last=True))
     model = model.transform(RemoveOutputTranspose())
+    with warnings.catch_warnings():
+        # GemmToMatMul warns about every Gemm opset other than 9; the rewrite is the same.
+        warnings.simplefilter("ignore", UserWarning)
+        model = model.transform(GemmToMatMul())
     return cleanup_model(model)
 
 
@@ -130,6 +150,7 @@ def lower(
 ) -> LoweredModel:
     """Convert to an hls4ml model in ``out_dir`` and set every type by interval analysis."""
     model = to_channels_last(qonnx)
+    check_supported_ops(model)
     quantizer = input_quantizer(model)
 
     # hls4ml prints its parse trace to stdout; keep it in the debug log instead.
@@ -169,6 +190,7 @@ def lower(
     output_var = hls_model.get_output_variables()[0]
     input_shape = tuple(model.get_tensor_shape(input_name))
     output_shape = tuple(model.get_tensor_shape(model.graph.output[0].name))
+    layouts = {2: "NC", 3: "NWC", 4: "NHWC"}
     return LoweredModel(
         hls_model=hls_model,
         channels_last=model,
@@ -177,5 +199,7 @@ def lower(
         output_shape=output_shape,
         output_precision=output_var.type.precision,
         precision_table=table,
+        input_layout=layouts.get(len(input_shape), "channels-last"),
+        output_layout=layouts.get(len(output_shape), "channels-last"),
         hls_config=config,
     )

@@ -24,7 +24,8 @@ import numpy as np
 
 from codesign import tensorfile
 from codesign.boards import Board
-from codesign.errors import CodesignError, InputError
+from codesign.errors import CodesignError, InputError, UnsupportedModelError
+from codesign.inputs import RANDOM_SEED, from_pixels, pixels_to_model_input, random_inputs, to_design_order  # noqa: F401
 from codesign.export import QonnxModel
 from codesign.lower import PROJECT_NAME, LoweredModel
 from codesign.precision import format_table
@@ -72,23 +73,22 @@ def fixed_point_description(precision) -> dict:
     }
 
 
-def pixels_to_model_input(pixels: np.ndarray) -> np.ndarray:
-    """Map uint8 N x H x W x 3 pixels to the detector's float NCHW input (value / 256)."""
-    return (pixels.astype(np.float32) / 256.0).transpose(0, 3, 1, 2)
-
-
 def reference_codes(
-    reference: Reference, inputs_nchw: np.ndarray, frac: int, raw: list | None = None
+    reference: Reference, inputs: np.ndarray, frac: int, raw: list | None = None, meta: dict | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Run the reference; return (NHWC output values, the values scaled by 2**frac).
+    """Run the reference; return (design-order output values, the values scaled by 2**frac).
 
-    The scaled values are the output codes when the outputs are exact. When
-    ``raw`` is a list, the model-layout outputs are appended to it.
+    The scaled values are the output codes when the outputs are exact. The
+    output order comes from ``meta`` (a project's codesign.json); without it,
+    a 4-D output is taken to be NCHW. When ``raw`` is a list, the
+    reference-order outputs are appended to it.
     """
-    outputs = reference.run(inputs_nchw)
+    outputs = reference.run(inputs)
     if raw is not None:
         raw.append(outputs)
-    if outputs.ndim == 4:
+    if meta is not None:
+        outputs = to_design_order(outputs, meta["output"]["reference_shape"], meta["output"]["shape"])
+    elif outputs.ndim == 4:
         outputs = outputs.transpose(0, 2, 3, 1)
     scaled = np.ldexp(outputs.astype(np.float64), frac)
     return outputs, scaled
@@ -142,6 +142,7 @@ def write_project(
     detector: dict | None,
     dataset_spec: DatasetSpec | None,
     tb_pixels: np.ndarray | None,
+    tb_items: int = 20,
 ) -> Project:
     """Write the hls4ml project, testbench, reference models and metadata into root."""
     hls_dir = root / "hls"
@@ -186,6 +187,7 @@ def write_project(
         "reference_model": "model.qonnx.onnx",
         "input": {
             "shape": list(lowered.input_shape),
+            "reference_shape": list(qonnx.model.get_tensor_shape(qonnx.input_name)),
             "layout": lowered.input_layout,
             "quantizer": {
                 "scale": quantizer.params.scale.tolist(),
@@ -198,6 +200,7 @@ def write_project(
         },
         "output": {
             "shape": list(lowered.output_shape),
+            "reference_shape": list(qonnx.model.get_tensor_shape(qonnx.output_name)),
             "layout": lowered.output_layout,
             **fixed_point_description(lowered.output_precision),
         },
@@ -217,19 +220,24 @@ def write_project(
         },
     }
 
-    if tb_pixels is not None:
-        reference = Reference(qonnx.model)
-        inputs = pixels_to_model_input(tb_pixels)
-        codes = quantizer.codes(inputs).transpose(0, 2, 3, 1)
-        _, scaled = reference_codes(reference, inputs, lowered.output_precision.width - lowered.output_precision.integer)
-        if not np.array_equal(scaled, np.rint(scaled)):
-            raise InputError("reference outputs are not multiples of the output type's LSB; the model is not exact")
-        tb_dir = hls_dir / "tb_data"
-        tb_dir.mkdir(exist_ok=True)
-        tensorfile.write(tb_dir / "inputs.bin", codes)
-        tensorfile.write(tb_dir / "expected.bin", np.rint(scaled).astype(np.int64))
-        meta["testbench"] = {"images": int(len(tb_pixels)), "inputs": "hls/tb_data/inputs.bin",
-                             "expected": "hls/tb_data/expected.bin", "split": "val"}
+    inputs = from_pixels(meta, tb_pixels) if tb_pixels is not None else random_inputs(meta, tb_items)
+    frac = lowered.output_precision.width - lowered.output_precision.integer
+    _, scaled = reference_codes(Reference(qonnx.model), inputs.reference, frac, meta=meta)
+    if not np.array_equal(scaled, np.rint(scaled)):
+        raise UnsupportedModelError(
+            "reference outputs are not multiples of the output type's LSB: the last layer's output is not "
+            "a fixed-point value (a float scale or an unquantized operation follows the last quantizer)"
+        )
+    tb_dir = hls_dir / "tb_data"
+    tb_dir.mkdir(exist_ok=True)
+    tensorfile.write(tb_dir / "inputs.bin", inputs.codes)
+    tensorfile.write(tb_dir / "expected.bin", np.rint(scaled).astype(np.int64))
+    meta["testbench"] = {
+        "images": int(len(inputs.codes)),
+        "inputs": "hls/tb_data/inputs.bin",
+        "expected": "hls/tb_data/expected.bin",
+        "source": "val" if tb_pixels is not None else f"random codes, seed {RANDOM_SEED}",
+    }
 
     (root / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     log.info("wrote project %s", root)
