@@ -3,7 +3,7 @@
 The QONNX model is converted to channels-last with qonnx's transformations.
 The input stays NHWC; the Transpose that qonnx appends at the output is
 removed (``RemoveOutputTranspose``), so the design streams NHWC in and NHWC
-out. ``LoweredModel`` records both layouts so nobody has to guess them.
+out. ``LoweredModel`` records both layouts so that later stages read them instead of assuming them.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ PROJECT_NAME = "myproject"
 
 @dataclass
 class InputQuantizer:
-    """How the host turns float inputs into the integer codes the design reads."""
+    """Input quantizer that maps float inputs to the integer codes the design reads."""
 
     params: QuantParams
     width: int
