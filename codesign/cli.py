@@ -50,7 +50,7 @@ def _cmd_convert(args) -> int:
 
     started = time.monotonic()
     project = convert(args.model, Path(args.out), args.board, force=args.force, tb_images=args.tb_images,
-                      reuse_factor=args.reuse_factor)
+                      reuse_factor=args.reuse_factor, strategy=args.strategy)
     widest = max(project.meta["precision"], key=lambda row: int(row["type"].split("<")[1].split(",")[0]))
     print(f"wrote {project.root} for {args.board} in {time.monotonic() - started:.1f} s")
     print(f"  input  {project.meta['input']['type']} {project.meta['input']['shape']} {project.meta['input']['layout']}")
@@ -154,6 +154,45 @@ def _cmd_boards(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from codesign.sweep import sweep
+
+    result = sweep(
+        args.model,
+        Path(args.out),
+        board=args.board,
+        weight_bits=args.weight_bits,
+        act_bits=args.act_bits,
+        layer_bits=args.layer_bits,
+        strategies=args.strategy,
+        reuse_factors=args.reuse_factors,
+        fit=args.fit,
+        margin=args.margin,
+        val_images=args.val_images,
+        calibration_images=args.calibration_images,
+        finetune_steps=args.finetune_steps,
+        verify=args.verify,
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+        force=args.force,
+        progress=not args.quiet,
+    )
+    reused = len(result.rows) - len(result.computed)
+    print(f"wrote {result.out}: {len(result.rows)} points ({len(result.computed)} computed, {reused} from an "
+          f"earlier run) in {result.seconds:.0f} s; see report.md and pareto.png")
+    best = result.best_fitting()
+    if best is None:
+        print("no point fits the board; see report.md for how far each one is off")
+    else:
+        print(f"best point that fits: {best['key']}, mAP@0.5 {best['map50']:.4f}, {best['lut_percent']:.1f}% LUT, "
+              f"{best['dsp_percent']:.1f}% DSP, {best['fps']:,.0f} fps")
+    unverified = [row["key"] for row in result.rows if row.get("verified") is False]
+    if unverified:
+        print(f"C simulation differs from the reference or failed at: {', '.join(unverified)}")
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codesign", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and debug details")
@@ -179,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--force", action="store_true", help="replace a non-empty project folder")
     convert.add_argument("--tb-images", type=int, default=20, help="val images in the testbench data (default 20)")
     convert.add_argument("--reuse-factor", type=int, default=1, help="hls4ml reuse factor of every layer (default 1)")
+    convert.add_argument("--strategy", choices=["Latency", "Resource"], default="Latency",
+                         help="hls4ml strategy of every dense and convolution layer (default Latency)")
     convert.set_defaults(run=_cmd_convert)
 
     sim = commands.add_parser("csim", help="C-simulate a project with g++ and compare it with the reference")
@@ -213,6 +254,29 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_argument("--margin", type=float, default=0.8, help="share of each resource --fit may use (default 0.8)")
     estimate.add_argument("--json", help="write the estimate to this JSON file")
     estimate.set_defaults(run=_cmd_estimate)
+
+    sweep = commands.add_parser("sweep", help="sweep bit-widths: PTQ mAP, estimated resources, latency and fps")
+    sweep.add_argument("model", nargs="?", help="QAT checkpoint or float state dict (default: the bundled detector)")
+    sweep.add_argument("--out", required=True, help="sweep folder to create, or to resume")
+    sweep.add_argument("--board", default="pynq-z2", help="board name or board YAML file (default pynq-z2)")
+    sweep.add_argument("--weight-bits", default="2-8", help="weight bit-widths, a range or list such as 2-8 or 4,6,8")
+    sweep.add_argument("--act-bits", default="2-8", help="activation bit-widths, a range or list (default 2-8)")
+    sweep.add_argument("--layer-bits", action="append", default=[], metavar="NAME=W:A",
+                       help="fixed per-layer widths at every point, such as conv0=8:8 or head=8; repeatable")
+    sweep.add_argument("--strategy", default="latency", help="hls4ml strategies to sweep: latency, resource or both")
+    sweep.add_argument("--reuse-factors", default=None, help="reuse factors of every layer to sweep (default 1)")
+    sweep.add_argument("--fit", action="store_true", help="let fit_reuse_factors choose per-layer reuse factors")
+    sweep.add_argument("--margin", type=float, default=0.8, help="share of each resource a point may use (default 0.8)")
+    sweep.add_argument("--val-images", type=int, default=500, help="val images for mAP@0.5 (default 500)")
+    sweep.add_argument("--calibration-images", type=int, default=256,
+                       help="train images for activation calibration (default 256)")
+    sweep.add_argument("--finetune-steps", type=int, default=0, help="QAT fine-tune steps after calibration (default 0)")
+    sweep.add_argument("--verify", type=int, default=0, metavar="N",
+                       help="convert each bit-width combination and C-simulate N val images (default 0: off)")
+    sweep.add_argument("--jobs", type=int, default=None, help="local worker processes (default: all cores)")
+    sweep.add_argument("--scheduler", help="Dask scheduler address, such as tcp://127.0.0.1:8786, instead of --jobs")
+    sweep.add_argument("--force", action="store_true", help="replace a sweep in --out that has other arguments")
+    sweep.set_defaults(run=_cmd_sweep)
 
     boards = commands.add_parser("boards", help="list the bundled boards and their resources")
     boards.set_defaults(run=_cmd_boards)

@@ -16,6 +16,7 @@ from codesign.bitstream import write_bitstream_project
 from codesign.boards import load_board
 from codesign.errors import InputError
 from codesign.export import export, load_qonnx
+from codesign.jpeg.encode import JpegSettings
 from codesign.lower import lower
 from codesign.project import Project, write_project
 from codesign.quantize import quantize
@@ -47,11 +48,22 @@ def convert(
     force: bool = False,
     tb_images: int = 20,
     reuse_factor: int = 1,
+    strategy: str = "Latency",
+    jpeg_frontend: JpegSettings | None = None,
 ) -> Project:
-    """Convert a detector checkpoint (or a QONNX file) into an HLS project folder."""
+    """Convert a detector checkpoint (or a QONNX file) into an HLS project folder.
+
+    With ``jpeg_frontend``, the project gains a top level that decodes JPEG
+    frames of that stream format in front of the detector (see
+    ``codesign.jpeg.frontend_project``).
+    """
     out = Path(out).resolve()
     check_output_folder(out, force)
     board = load_board(board_name)
+    if reuse_factor < 1:
+        raise InputError(f"--reuse-factor must be at least 1, got {reuse_factor}")
+    if strategy not in ("Latency", "Resource"):
+        raise InputError(f"--strategy must be Latency or Resource, got {strategy!r}")
     if tb_images < 1:
         raise InputError(f"--tb-images must be at least 1, got {tb_images}")
 
@@ -60,7 +72,7 @@ def convert(
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     try:
-        project = _convert_into(model, staging, board, tb_images, reuse_factor)
+        project = _convert_into(model, staging, board, tb_images, reuse_factor, strategy, jpeg_frontend)
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
@@ -72,9 +84,13 @@ def convert(
             shutil.rmtree(staging)
 
 
-def _convert_into(model, root: Path, board, tb_images: int, reuse_factor: int) -> Project:
+def _convert_into(
+    model, root: Path, board, tb_images: int, reuse_factor: int, strategy: str, jpeg_frontend: JpegSettings | None
+) -> Project:
     from quantize.dataset import DatasetSpec, generate, load_images
 
+    if model is not None and str(model).endswith(".onnx") and jpeg_frontend is not None:
+        raise InputError(f"{model}: the JPEG front-end needs a detector checkpoint, whose data set supplies test images")
     if model is not None and str(model).endswith(".onnx"):
         # A QONNX file ships no data: the testbench uses random codes in the input quantizer's range.
         path = Path(model)
@@ -83,7 +99,7 @@ def _convert_into(model, root: Path, board, tb_images: int, reuse_factor: int) -
         qonnx = load_qonnx(path)
         qonnx.model.save(str(root / "model.qonnx.onnx"))
         qonnx.path = root / "model.qonnx.onnx"
-        lowered = lower(qonnx, board, root / "hls", reuse_factor=reuse_factor)
+        lowered = lower(qonnx, board, root / "hls", reuse_factor=reuse_factor, strategy=strategy)
         project = write_project(lowered, qonnx, board, root, str(path.resolve()), None, None, None, tb_items=tb_images)
         write_bitstream_project(project, board)
         return project
@@ -102,7 +118,23 @@ def _convert_into(model, root: Path, board, tb_images: int, reuse_factor: int) -
     pixels, _ = load_images(dataset, "val", tb_images)
     source = quantized.source
 
-    lowered = lower(qonnx, board, root / "hls", reuse_factor=reuse_factor)
+    front_end = None
+    if jpeg_frontend is not None:
+        # JPEG front-end: the testbench runs the frames, and its expected outputs come from the decoded pixels.
+        from codesign.jpeg.frontend import build_frontend, encode_frames
+
+        front_end = build_frontend(jpeg_frontend, config.image_size, config.image_size)
+        frames, pixels = encode_frames(front_end, pixels)
+
+    lowered = lower(qonnx, board, root / "hls", reuse_factor=reuse_factor, strategy=strategy)
+    if front_end is not None:
+        from codesign.jpeg.frontend_project import check_detector_input
+
+        check_detector_input(lowered, front_end)
     project = write_project(lowered, qonnx, board, root, source, detector, dataset_spec, pixels)
+    if front_end is not None:
+        from codesign.jpeg.frontend_project import write_frontend
+
+        write_frontend(project, lowered, front_end, frames, board)
     write_bitstream_project(project, board)
     return project

@@ -30,28 +30,34 @@ class TestInputs:
     reference: np.ndarray
 
 
-def _permutation(reference_shape: list[int], design_shape: list[int]) -> tuple[int, ...] | None:
-    """Return the axes that turn a reference-order tensor into design order, or None if equal."""
-    reference_shape, design_shape = list(reference_shape), list(design_shape)
-    if reference_shape == design_shape:
+def _permutation(tensor: dict) -> tuple[int, ...] | None:
+    """Return the axes that turn a reference-order batch into design order, or None if equal.
+
+    ``tensor`` is the input or output entry of codesign.json. Equal shapes do
+    not imply equal order (a 1x8x8x8 tensor), so the entry states whether the
+    reference model is channels-first.
+    """
+    reference_shape, design_shape = list(tensor["reference_shape"]), list(tensor["shape"])
+    if not tensor.get("reference_channels_first", False) or len(reference_shape) < 3:
+        if reference_shape != design_shape:
+            raise InputError(f"reference shape {reference_shape} does not match design shape {design_shape}")
         return None
     rank = len(reference_shape)
-    if rank >= 3:
-        channels_last = (0, *range(2, rank), 1)
-        if [reference_shape[axis] for axis in channels_last] == design_shape:
-            return channels_last
-    raise InputError(f"cannot map reference shape {reference_shape} onto design shape {design_shape}")
+    channels_last = (0, *range(2, rank), 1)
+    if [reference_shape[axis] for axis in channels_last] != design_shape:
+        raise InputError(f"cannot map channels-first shape {reference_shape} onto design shape {design_shape}")
+    return channels_last
 
 
-def to_design_order(array: np.ndarray, reference_shape, design_shape) -> np.ndarray:
+def to_design_order(array: np.ndarray, tensor: dict) -> np.ndarray:
     """Reorder a batch (axis 0 = item) from the reference model's order to the design's."""
-    axes = _permutation(reference_shape, design_shape)
+    axes = _permutation(tensor)
     return array if axes is None else array.transpose(axes)
 
 
-def to_reference_order(array: np.ndarray, reference_shape, design_shape) -> np.ndarray:
+def to_reference_order(array: np.ndarray, tensor: dict) -> np.ndarray:
     """Reorder a batch (axis 0 = item) from the design's order to the reference model's."""
-    axes = _permutation(reference_shape, design_shape)
+    axes = _permutation(tensor)
     return array if axes is None else array.transpose(np.argsort(axes))
 
 
@@ -76,7 +82,7 @@ def from_pixels(meta: dict, pixels: np.ndarray) -> TestInputs:
     """Return the inputs for detector images."""
     reference = pixels_to_model_input(pixels)
     codes = input_quantizer(meta).quantize_codes(reference)
-    design = to_design_order(codes, meta["input"]["reference_shape"], meta["input"]["shape"])
+    design = to_design_order(codes, meta["input"])
     return TestInputs(codes=design, reference=reference)
 
 
@@ -87,7 +93,7 @@ def random_inputs(meta: dict, count: int, seed: int = RANDOM_SEED) -> TestInputs
     shape = (count, *meta["input"]["shape"][1:])
     codes = rng.integers(quantizer.code_min, quantizer.code_max, size=shape, endpoint=True)
     values = ((codes - quantizer.zero_point) * quantizer.scale).astype(np.float32)
-    reference = to_reference_order(values, meta["input"]["reference_shape"], meta["input"]["shape"])
+    reference = to_reference_order(values, meta["input"])
     return TestInputs(codes=codes, reference=np.ascontiguousarray(reference))
 
 

@@ -67,6 +67,8 @@ class LoweredModel:
     precision_table: list[PrecisionEntry]
     input_layout: str = "NHWC"
     output_layout: str = "NHWC"
+    # True when the QONNX reference model is channels-first (PyTorch's NCHW).
+    reference_channels_first: bool = False
     hls_config: dict = field(default_factory=dict)
 
 
@@ -126,6 +128,16 @@ def check_supported_ops(model: ModelWrapper) -> None:
                 f"node {node.name!r} ({node.op_type}) is not supported by exact lowering; "
                 f"supported ops: {', '.join(SUPPORTED_OPS)}"
             )
+
+
+def is_channels_first(model: ModelWrapper) -> bool:
+    """Return True when the model has standard-domain spatial ops, which ONNX defines as channels-first.
+
+    A model already converted to channels-last uses qonnx's channels-last
+    domain for those ops instead.
+    """
+    spatial = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "BatchNormalization", "Resize", "Upsample")
+    return any(node.op_type in spatial and node.domain in ("", "ai.onnx") for node in model.graph.node)
 
 
 def to_channels_last(qonnx: QonnxModel) -> ModelWrapper:
@@ -201,5 +213,6 @@ def lower(
         precision_table=table,
         input_layout=layouts.get(len(input_shape), "channels-last"),
         output_layout=layouts.get(len(output_shape), "channels-last"),
+        reference_channels_first=is_channels_first(qonnx.model),
         hls_config=config,
     )

@@ -228,6 +228,9 @@ def infer_precision(hls_model) -> list[PrecisionEntry]:
             weight_var.type.precision.rounding_mode = RoundingMode.RND_CONV
             if bias is not None:
                 bias_var.type.precision.rounding_mode = RoundingMode.RND_CONV
+            if layer.get_attr("_weights_transposed", False):
+                # hls4ml's Resource strategy stores the output channel first; move it last.
+                weights = np.moveaxis(weights, 0, -1)
             interval, reason = _matmul_interval(layer, weights, bias, inputs[0])
             precision = exact_type(interval, signed=True)
             _assign(layer.types["accum_t"], precision)

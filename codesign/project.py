@@ -87,7 +87,7 @@ def reference_codes(
     if raw is not None:
         raw.append(outputs)
     if meta is not None:
-        outputs = to_design_order(outputs, meta["output"]["reference_shape"], meta["output"]["shape"])
+        outputs = to_design_order(outputs, meta["output"])
     elif outputs.ndim == 4:
         outputs = outputs.transpose(0, 2, 3, 1)
     scaled = np.ldexp(outputs.astype(np.float64), frac)
@@ -188,6 +188,7 @@ def write_project(
         "input": {
             "shape": list(lowered.input_shape),
             "reference_shape": list(qonnx.model.get_tensor_shape(qonnx.input_name)),
+            "reference_channels_first": lowered.reference_channels_first,
             "layout": lowered.input_layout,
             "quantizer": {
                 "scale": quantizer.params.scale.tolist(),
@@ -201,6 +202,7 @@ def write_project(
         "output": {
             "shape": list(lowered.output_shape),
             "reference_shape": list(qonnx.model.get_tensor_shape(qonnx.output_name)),
+            "reference_channels_first": lowered.reference_channels_first,
             "layout": lowered.output_layout,
             **fixed_point_description(lowered.output_precision),
         },

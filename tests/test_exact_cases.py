@@ -115,3 +115,25 @@ def test_unsupported_op_rejected_with_node_name(tmp_path, capsys):
     assert "(Sigmoid)" in error and "supported ops" in error
     assert len(error.strip().splitlines()) == 1
     assert not (tmp_path / "project").exists()
+
+
+def test_resource_strategy_with_reuse_exact(tmp_path):
+    torch.manual_seed(2)
+    module = torch.nn.Sequential(
+        qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, return_quant_tensor=True),
+        qnn.QuantConv2d(3, 8, 3, padding=1, bias=True, weight_quant=Int8WeightPerTensorFixedPoint,
+                        weight_bit_width=6, bias_quant=Int16Bias, return_quant_tensor=True),
+        qnn.QuantReLU(act_quant=Uint8ActPerTensorFixedPoint, bit_width=6),
+    )
+    _calibrate(module, (1, 3, 8, 8))
+    qonnx = export(_Exportable(module, (1, 3, 8, 8)), tmp_path / "export")
+    project = tmp_path / "project"
+
+    assert main(["-q", "convert", str(qonnx.path), "--out", str(project), "--strategy", "Resource",
+                 "--reuse-factor", "3", "--tb-images", "4"]) == 0
+    parameters = (project / "hls" / "firmware" / "parameters.h").read_text()
+    status = main(["-q", "csim", str(project), "--count", "10", "--json", str(tmp_path / "r.json")])
+
+    assert "reuse_factor = 3" in parameters
+    assert status == 0
+    assert json.loads((tmp_path / "r.json").read_text())["exact_fraction"] == 1.0
