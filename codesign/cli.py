@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 from codesign.errors import InputError, SimulationError
+from codesign.jpeg import frontend_cli
 
 
 def _cmd_data(args) -> int:
@@ -50,12 +51,15 @@ def _cmd_convert(args) -> int:
 
     started = time.monotonic()
     project = convert(args.model, Path(args.out), args.board, force=args.force, tb_images=args.tb_images,
-                      reuse_factor=args.reuse_factor, strategy=args.strategy)
+                      reuse_factor=args.reuse_factor, strategy=args.strategy,
+                      jpeg_frontend=frontend_cli.settings_from_args(args))
     widest = max(project.meta["precision"], key=lambda row: int(row["type"].split("<")[1].split(",")[0]))
     print(f"wrote {project.root} for {args.board} in {time.monotonic() - started:.1f} s")
     print(f"  input  {project.meta['input']['type']} {project.meta['input']['shape']} {project.meta['input']['layout']}")
     print(f"  output {project.meta['output']['type']} {project.meta['output']['shape']} {project.meta['output']['layout']}")
     print(f"  widest type {widest['type']} ({widest['layer']} {widest['tensor']}); see precision.md")
+    for line in frontend_cli.convert_summary(project):
+        print(line)
     return 0
 
 
@@ -89,6 +93,8 @@ def _cmd_csim(args) -> int:
     print(f"exact-match fraction: {report.exact_fraction:.6f} ({report.exact_values}/{report.values})")
     print(f"max |difference|:     {report.max_abs_lsb:g} LSB")
     print(f"detections identical: {identical}")
+    for line in frontend_cli.csim_summary(report):
+        print(line)
     print(f"time: build {report.build_seconds:.1f} s, reference {report.reference_seconds:.1f} s, "
           f"C++ {report.run_seconds:.1f} s on {report.jobs} processes, total {elapsed:.1f} s")
     for row in report.mismatches:
@@ -134,6 +140,9 @@ def _cmd_estimate(args) -> int:
             print(f"  {layer}: {factor}")
         result = estimate(specs, board, reuse_factors=chosen, strategy=args.strategy)
         print(result.format_table())
+    frontend = frontend_cli.estimate_summary(source, board, result)
+    if frontend is not None:
+        print(frontend)
     if source is not None and source.is_dir():
         reports = parse_vendor_reports(source)
         if reports:
@@ -220,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--reuse-factor", type=int, default=1, help="hls4ml reuse factor of every layer (default 1)")
     convert.add_argument("--strategy", choices=["Latency", "Resource"], default="Latency",
                          help="hls4ml strategy of every dense and convolution layer (default Latency)")
+    frontend_cli.add_convert_options(convert)
     convert.set_defaults(run=_cmd_convert)
 
     sim = commands.add_parser("csim", help="C-simulate a project with g++ and compare it with the reference")
@@ -277,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--scheduler", help="Dask scheduler address, such as tcp://127.0.0.1:8786, instead of --jobs")
     sweep.add_argument("--force", action="store_true", help="replace a sweep in --out that has other arguments")
     sweep.set_defaults(run=_cmd_sweep)
+
+    frontend_cli.add_frames_command(commands)
 
     boards = commands.add_parser("boards", help="list the bundled boards and their resources")
     boards.set_defaults(run=_cmd_boards)

@@ -25,6 +25,8 @@ from codesign.errors import CodesignError, InputError, SimulationError
 from codesign.export import load_qonnx
 from codesign.lower import PROJECT_NAME
 from codesign.inputs import input_quantizer, project_inputs
+from codesign.jpeg.frontend_project import extra_units as frontend_units
+from codesign.jpeg.frontend_project import is_frontend_project, prepare_csim_inputs
 from codesign.project import TESTBENCH, Project, reference_codes
 from codesign.reference import QuantParams, Reference
 from codesign.references import compare_references
@@ -70,6 +72,7 @@ class CsimReport:
     jobs: int = 1
     trace: dict | None = None
     references: list[dict] | None = None
+    jpeg_frontend: dict | None = None  # frame statistics of a JPEG front-end project
 
     @property
     def references_agree(self) -> bool:
@@ -134,6 +137,7 @@ def build(project: Project, jobs: int = 2, sanitize: bool = False) -> tuple[Path
     include = [f'-DWEIGHTS_DIR="{weights_dir}"', "-I", str(project.hls_dir), "-I", str(project.hls_dir / "firmware"),
                "-I", str(project.hls_dir / "firmware" / "ap_types")]
     units = [project.hls_dir / "firmware" / f"{PROJECT_NAME}.cpp", testbench]
+    units += frontend_units(project)
     commands = [["g++", *flags, *include, "-c", str(unit), "-o", str(build_dir / (unit.stem + ".o"))] for unit in units]
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         results = list(pool.map(lambda cmd: subprocess.run(cmd, capture_output=True, text=True), commands))
@@ -227,7 +231,12 @@ def csim(
     binary, build_seconds = build(project, jobs, sanitize=sanitize)
 
     started = time.monotonic()
-    test_inputs = project_inputs(project.meta, count)
+    frames = frame_statistics = None
+    if is_frontend_project(project):
+        # JPEG front-end: the C++ reads frames, and the reference runs on the pixels they decode to.
+        frames, test_inputs, frame_statistics = prepare_csim_inputs(project, load_val_pixels(project, count))
+    else:
+        test_inputs = project_inputs(project.meta, count)
     inputs, codes = test_inputs.reference, test_inputs.codes
     reference = Reference(load_qonnx(project.reference_model).model)
     frac = project.output_frac
@@ -240,7 +249,7 @@ def csim(
     reference_seconds = time.monotonic() - started
 
     work = project.root / "csim"
-    tensorfile.write(work / "inputs.bin", codes)
+    tensorfile.write(work / "inputs.bin", codes if frames is None else frames)
     tensorfile.write(work / "expected.bin", expected)
     started = time.monotonic()
     got = _run_chunks(binary, work / "inputs.bin", work / "expected.bin", count, jobs, work, progress)
@@ -285,6 +294,7 @@ def csim(
         jobs=min(jobs, count),
         trace=trace,
         references=references,
+        jpeg_frontend=frame_statistics,
     )
     write_report(project, report)
     return report

@@ -8,6 +8,11 @@
 // table and the image size come from CONFIG_T, the struct that
 // codesign.jpeg.hls writes into a configuration header.
 //
+// jpeg::decode_frame<CONFIG_T>(frames, pixels) decodes one frame of a byte
+// stream that carries images back to back: a 16-bit big-endian payload
+// length, then the payload. It reads exactly 2 + length bytes, so the next
+// frame starts right after.
+//
 // Supported streams: baseline sequential Huffman coding, 8-bit samples, a
 // single scan, either 1 component (greyscale) or 3 components whose
 // first component is sampled h_samp x v_samp (each 1 or 2: 4:4:4, 4:2:2,
@@ -22,6 +27,7 @@
 //
 // Pipeline (one DATAFLOW region, stages connected by FIFOs):
 //   unstuff_payload  bytes -> tokens: removes 0xFF00 stuffing, marks markers
+//                    (unstuff_frame reads the length field first)
 //   decode_huffman   tokens -> quantized coefficients, natural order, 64 per block
 //   inverse_dct      dequantization and the islow IDCT of jidctint.c
 //   raster_stage     MCU order -> raster order, fancy chroma upsampling
@@ -173,6 +179,19 @@ UnstuffLoop:
     end.is_marker = false;
     end.is_end = true;
     tokens.write(end);
+}
+
+// Bytes of the length field in front of each payload in a frame.
+const unsigned kFrameHeaderBytes = 2;
+
+// Stage 1 of decode_frame: reads the frame's 16-bit big-endian payload
+// length, then unstuffs exactly that many payload bytes.
+template <class CONFIG_T> void unstuff_frame(hls::stream<ap_uint<8> > &frames, hls::stream<token_t> &tokens) {
+    // Two statements, because the order of two reads in one expression is unspecified.
+    ap_uint<16> high = frames.read();
+    ap_uint<16> low = frames.read();
+    ap_uint<32> length = (high << 8) | low;
+    unstuff_payload<CONFIG_T>(frames, length, tokens);
 }
 
 // ---------------------------------------------------------------------------
@@ -779,9 +798,8 @@ template <class CONFIG_T> struct raster_stage<CONFIG_T, 3> {
 // ---------------------------------------------------------------------------
 // Top level.
 
-template <class CONFIG_T>
-void decode(hls::stream<ap_uint<8> > &payload, ap_uint<32> length,
-            hls::stream<pixel_t<CONFIG_T::n_components> > &pixels) {
+// Compile-time checks of a configuration struct, shared by both top functions.
+template <class CONFIG_T> struct config_check {
     static_assert(CONFIG_T::n_components == 1 || CONFIG_T::n_components == 3,
                   "the decoder supports 1 (greyscale) or 3 components");
     static_assert(CONFIG_T::width >= 1 && CONFIG_T::width <= 65500 && CONFIG_T::height >= 1 &&
@@ -796,7 +814,14 @@ void decode(hls::stream<ap_uint<8> > &payload, ap_uint<32> length,
     static_assert(CONFIG_T::restart_interval <= 65535, "the restart interval is a 16-bit field");
     static_assert(CONFIG_T::n_huffman_tables >= 1 && CONFIG_T::n_huffman_tables <= 8,
                   "a scan uses at most 4 DC and 4 AC Huffman tables");
+    static const bool valid = true;
+};
 
+// Decodes one image whose payload length the caller passes.
+template <class CONFIG_T>
+void decode(hls::stream<ap_uint<8> > &payload, ap_uint<32> length,
+            hls::stream<pixel_t<CONFIG_T::n_components> > &pixels) {
+    static_assert(config_check<CONFIG_T>::valid, "invalid decoder configuration");
 #pragma HLS DATAFLOW
     hls::stream<token_t> tokens("tokens");
     hls::stream<coef_t> coefficients("coefficients");
@@ -806,6 +831,27 @@ void decode(hls::stream<ap_uint<8> > &payload, ap_uint<32> length,
 #pragma HLS STREAM variable=samples depth=128
 
     unstuff_payload<CONFIG_T>(payload, length, tokens);
+    decode_huffman<CONFIG_T>(tokens, coefficients);
+    inverse_dct<CONFIG_T>(coefficients, samples);
+    raster_stage<CONFIG_T, CONFIG_T::n_components>::run(samples, pixels);
+}
+
+// Decodes one frame: a 16-bit big-endian payload length followed by the
+// payload. The length travels in the stream, so every stage of the DATAFLOW
+// region is connected by streams alone and consecutive frames follow each
+// other on one byte stream. Reads exactly 2 + length bytes.
+template <class CONFIG_T>
+void decode_frame(hls::stream<ap_uint<8> > &frames, hls::stream<pixel_t<CONFIG_T::n_components> > &pixels) {
+    static_assert(config_check<CONFIG_T>::valid, "invalid decoder configuration");
+#pragma HLS DATAFLOW
+    hls::stream<token_t> tokens("tokens");
+    hls::stream<coef_t> coefficients("coefficients");
+    hls::stream<sample_t> samples("samples");
+#pragma HLS STREAM variable=tokens depth=64
+#pragma HLS STREAM variable=coefficients depth=128
+#pragma HLS STREAM variable=samples depth=128
+
+    unstuff_frame<CONFIG_T>(frames, tokens);
     decode_huffman<CONFIG_T>(tokens, coefficients);
     inverse_dct<CONFIG_T>(coefficients, samples);
     raster_stage<CONFIG_T, CONFIG_T::n_components>::run(samples, pixels);
