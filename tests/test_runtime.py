@@ -266,9 +266,11 @@ def test_open_rejects_missing_project(tmp_path):
         Accelerator.open(tmp_path, "emulated")
 
 
-def test_open_hardware_without_bitstream_project(bundled_project):
+def test_open_hardware_without_bitstream_project(project_copy):
+    (project_copy / "host" / "accelerator.json").unlink()
+
     with pytest.raises(DeviceUnavailableError, match="accelerator.json is missing"):
-        Accelerator.open(bundled_project, "pynq")
+        Accelerator.open(project_copy, "pynq")
 
 
 # Hardware devices, driven through stand-ins for their drivers
