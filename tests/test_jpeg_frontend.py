@@ -23,7 +23,10 @@ from codesign.jpeg import hls
 from codesign.jpeg.frontend import (
     FRAME_HEADER_BYTES,
     MAX_PAYLOAD_BYTES,
+    TESTBENCH_ITEM_MARKER,
     build_frontend,
+    codes_to_frames,
+    frames_to_codes,
     decode_frame,
     frame_payload,
     parse_qtables,
@@ -82,7 +85,8 @@ def test_testbench_rejects_bad_length(frontend_project, tmp_path):
     """A frame whose length field exceeds its item is a data error (exit 2), not a decode."""
     main(["-q", "csim", str(frontend_project), "--count", "1"])  # builds the binary if no earlier test did
     codes = tensorfile.read(frontend_project / "hls" / "tb_data" / "inputs.bin")[:1].copy()
-    codes[0, 0], codes[0, 1] = 0xFF, 0xFF
+    marker = len(TESTBENCH_ITEM_MARKER)
+    codes[0, marker], codes[0, marker + 1] = 0xFF, 0xFF
     inputs = tmp_path / "inputs.bin"
     tensorfile.write(inputs, codes)
     binary = frontend_project / "csim" / "codesign_tb"
@@ -92,6 +96,22 @@ def test_testbench_rejects_bad_length(frontend_project, tmp_path):
 
     assert result.returncode == 2
     assert "declares a 65535-byte payload" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
+def test_testbench_rejects_pixel_codes(frontend_project, tmp_path):
+    """Pixel codes, as a project without the front-end reads them, must not be decoded as frames."""
+    main(["-q", "csim", str(frontend_project), "--count", "1"])  # builds the binary if no earlier test did
+    inputs = tmp_path / "pixels.bin"
+    tensorfile.write(inputs, _random_image()[None])
+    binary = frontend_project / "csim" / "codesign_tb"
+
+    result = subprocess.run([str(binary), str(inputs), "0", "1", str(tmp_path / "out.bin")],
+                            capture_output=True, text=True)
+
+    assert result.returncode == 2
+    assert "not pixel codes" in result.stderr
 
 
 def test_recorded_tables_match_encoder(frontend_project):
@@ -174,6 +194,17 @@ def test_frame_format_round_trip():
         split_frame(frame[:-1])
     with pytest.raises(InputError, match="exceeds the 65535 bytes"):
         frame_payload(bytes(MAX_PAYLOAD_BYTES + 1))
+
+
+def test_testbench_items_round_trip():
+    frames = [frame_payload(bytes([1, 2, 3])), frame_payload(bytes(range(40)))]
+    codes = frames_to_codes(frames)
+
+    assert codes.shape == (2, 4 + 42)
+    assert bytes(codes[0, :4]) == TESTBENCH_ITEM_MARKER
+    assert codes_to_frames(codes) == frames
+    with pytest.raises(InputError, match="the b'JPGF' marker is missing"):
+        codes_to_frames(np.zeros((1, 50), dtype=np.uint8))
 
 
 def test_prepare_frame_rejects_other_size():

@@ -33,6 +33,9 @@ from codesign.jpeg.stream import DecoderTables, decode_payload, extract_payload,
 # Length field in front of each payload, as jpeg::decode_frame reads it.
 FRAME_HEADER_BYTES = 2
 MAX_PAYLOAD_BYTES = 0xFFFF
+# First bytes of every item of a front-end testbench input file. They keep
+# the testbench from decoding a file of pixel codes as frames.
+TESTBENCH_ITEM_MARKER = b"JPGF"
 
 # Default stream format of ``codesign convert --jpeg-frontend``. For the
 # bundled detector, benchmarks/jpeg_codesign.py measured quality 90 with
@@ -82,7 +85,7 @@ def parse_qtables(text: str, name: str = "quantization table file") -> tuple[tup
     The text contains 64 integers per table in natural (row-major) order,
     separated by white space or commas, with ``#`` starting a comment. The
     first table quantizes luminance, the second chrominance. Raises
-    ``InputError`` unless the text holds one or two whole tables.
+    ``InputError`` unless the text contains one or two whole tables.
     """
     words = _QTABLES_COMMENT.sub(" ", text).replace(",", " ").split()
     try:
@@ -208,7 +211,7 @@ def encode_frames(front_end: FrontEnd, pixels: Iterable[np.ndarray]) -> tuple[li
 
     Each image goes through the host-side path (``encode_jpeg``, then
     ``prepare_frame``) and the decoder model, so the pixels are what the
-    detector sees in hardware.
+    detector receives in hardware.
     """
     frames = []
     decoded = []
@@ -223,16 +226,34 @@ def encode_frames(front_end: FrontEnd, pixels: Iterable[np.ndarray]) -> tuple[li
 
 
 def frames_to_codes(frames: Sequence[bytes]) -> np.ndarray:
-    """Return the frames as an N x max-frame-length uint8 array, zero-padded.
+    """Return the frames as testbench input items, one uint8 row each.
 
-    This is the testbench's input file layout: each row starts with its
-    frame, and the length field says where the frame ends.
+    A row is ``TESTBENCH_ITEM_MARKER``, the frame and zero padding up to the
+    longest row. The frame's length field marks where the frame ends.
     """
+    marker = np.frombuffer(TESTBENCH_ITEM_MARKER, dtype=np.uint8)
     longest = max(len(frame) for frame in frames)
-    codes = np.zeros((len(frames), longest), dtype=np.uint8)
+    codes = np.zeros((len(frames), len(marker) + longest), dtype=np.uint8)
     for row, frame in zip(codes, frames):
-        row[: len(frame)] = np.frombuffer(frame, dtype=np.uint8)
+        row[: len(marker)] = marker
+        row[len(marker) : len(marker) + len(frame)] = np.frombuffer(frame, dtype=np.uint8)
     return codes
+
+
+def codes_to_frames(codes: np.ndarray) -> list[bytes]:
+    """Return the frames of testbench input items that ``frames_to_codes`` wrote."""
+    frames = []
+    offset = len(TESTBENCH_ITEM_MARKER)
+    for index, row in enumerate(np.asarray(codes)):
+        data = row.astype(np.uint8).tobytes()
+        if data[:offset] != TESTBENCH_ITEM_MARKER or len(data) < offset + FRAME_HEADER_BYTES:
+            raise InputError(
+                f"invalid testbench item {index}: the {TESTBENCH_ITEM_MARKER!r} marker is missing, so it is no "
+                "JPEG frame item; re-run codesign convert --jpeg-frontend"
+            )
+        length = int.from_bytes(data[offset : offset + FRAME_HEADER_BYTES], "big")
+        frames.append(data[offset : offset + FRAME_HEADER_BYTES + length])
+    return frames
 
 
 def tables_to_dict(tables: DecoderTables) -> dict:

@@ -45,13 +45,16 @@ from codesign.jpeg import hls
 from codesign.jpeg.frontend import (
     FRAME_HEADER_BYTES,
     MAX_PAYLOAD_BYTES,
+    TESTBENCH_ITEM_MARKER,
     FrontEnd,
     build_frontend,
+    codes_to_frames,
     encode_frames,
     format_qtables,
     frames_to_codes,
     settings_from_dict,
     settings_to_dict,
+    split_frame,
     tables_from_dict,
     tables_to_dict,
 )
@@ -84,7 +87,8 @@ def check_detector_input(lowered, front_end: FrontEnd) -> None:
 
     The decoder writes 8-bit samples. They are the detector's input codes only
     when the input is NHWC with 3 channels of the front-end's image size and
-    its quantizer is unsigned 8-bit with scale 2**-8 (value = pixel / 256).
+    its quantizer is unsigned 8-bit with scale 2**-8 (value = pixel / 256)
+    and the full code range 0..255 (not narrow, which would clip 255).
     """
     shape = tuple(lowered.input_shape)
     expected_shape = (1, front_end.height, front_end.width, 3)
@@ -98,6 +102,11 @@ def check_detector_input(lowered, front_end: FrontEnd) -> None:
         raise InputError(
             f"the JPEG front-end needs the detector input type ufixed<8,0> (value = pixel / 256), "
             f"got {quantizer.precision}"
+        )
+    if quantizer.params.narrow:
+        raise InputError(
+            "the JPEG front-end needs an input quantizer with the full range 0..255, "
+            "but the detector's input Quant node is narrow (0..254)"
         )
 
 
@@ -200,10 +209,11 @@ def write_frontend(project: Project, lowered, front_end: FrontEnd, frames: list[
     testbench = meta.get("testbench")
     if testbench is not None:
         if testbench["images"] != len(frames):
-            raise InputError(f"{len(frames)} frames given for {testbench['images']} testbench images")
+            raise InputError(f"got {len(frames)} frames for {testbench['images']} testbench images; expected one per image")
         tensorfile.write(project.root / testbench["inputs"], frames_to_codes(frames))
         testbench["inputs_format"] = (
-            f"one frame per item: {FRAME_HEADER_BYTES}-byte big-endian payload length, payload, zero padding"
+            f"one frame per item: the bytes {TESTBENCH_ITEM_MARKER.decode()}, the {FRAME_HEADER_BYTES}-byte "
+            "big-endian payload length, the payload, zero padding"
         )
 
     project_name = meta["project_name"]
@@ -247,7 +257,7 @@ def load_frontend(project: Project) -> FrontEnd | None:
         raise InputError(f"{header_path} differs from the header recorded in codesign.json; re-run codesign convert")
     header_tables, _ = split_jpeg(header + bytes([0xFF, EOI]), str(header_path))
     if header_tables != tables:
-        raise InputError(f"{header_path} and codesign.json hold different decoder tables; re-run codesign convert")
+        raise InputError(f"{header_path} and codesign.json contain different decoder tables; re-run codesign convert")
     encoder = build_frontend(settings, tables.height, tables.width)
     if encoder.tables != tables:
         raise InputError(
@@ -259,11 +269,7 @@ def load_frontend(project: Project) -> FrontEnd | None:
 
 def frame_codes_to_payloads(codes: np.ndarray) -> list[bytes]:
     """Return the payloads of testbench input codes written by ``frames_to_codes``."""
-    payloads = []
-    for row in np.asarray(codes):
-        length = (int(row[0]) << 8) | int(row[1])
-        payloads.append(row[FRAME_HEADER_BYTES : FRAME_HEADER_BYTES + length].astype(np.uint8).tobytes())
-    return payloads
+    return [split_frame(frame, f"testbench item {index}") for index, frame in enumerate(codes_to_frames(codes))]
 
 
 def extra_units(project: Project) -> list[Path]:

@@ -5,13 +5,16 @@
 //
 // The command line and the OUTPUTS and EXPECTED files are those of the
 // testbench of a project without the front-end (hls_templates/codesign_tb.cpp),
-// so codesign csim runs either one. INPUTS differs: each item is one frame, a
-// 16-bit big-endian payload length followed by the payload bytes, padded
-// with zeros to the file's values per item. Only the 2 + length frame bytes
-// go into the stream, as they would travel over the host link.
+// so codesign csim runs either one. INPUTS differs: each item is the 4 bytes
+// "JPGF", then one frame (a 16-bit big-endian payload length followed by the
+// payload bytes), then zeros up to the file's values per item. Only the
+// 2 + length frame bytes go into the stream, as they would travel over the
+// host link. The marker makes a file of pixel codes fail instead of being
+// decoded as frames.
 //
 // Exit status: 0 all equal (or nothing to compare), 1 mismatch, 2 bad data
-// file, 3 the design read other than the frame's bytes.
+// file, 3 the design read other than the frame's bytes, wrote another number
+// of outputs or reported a stream warning.
 //
 // Layer trace: when the environment variable CODESIGN_TB_TRACE names a file,
 // every traced layer's output of every item is appended to it as records of
@@ -48,6 +51,8 @@ const TracedLayer kTracedLayers[] = {
 {{TRACED_LAYERS}}
 };
 
+const char kItemMarker[] = "JPGF";
+const unsigned kItemMarkerBytes = 4;
 const unsigned kFrameHeaderBytes = 2;
 const unsigned kOutputValues = {{OUTPUT_VALUES}};
 const unsigned kMaxReportedMismatches = 10;
@@ -81,7 +86,7 @@ bool read_tensor_file(const char *path, uint64_t expected_values_per_item, Tenso
     if (!in || std::memcmp(magic, "CDTB", 4) != 0 || version != 1)
         return fail(std::string("not a codesign tensor file (bad header): ") + path);
     if (expected_values_per_item != 0 && out.values_per_item != expected_values_per_item)
-        return fail(std::string("data file ") + path + " holds " + std::to_string(out.values_per_item) +
+        return fail(std::string("data file ") + path + " contains " + std::to_string(out.values_per_item) +
                     " values per item, the design expects " + std::to_string(expected_values_per_item));
     const uint32_t width = out.bytes_per_value;
     if (width != 1 && width != 2 && width != 4 && width != 8)
@@ -177,17 +182,16 @@ int main(int argc, char **argv) {
     TensorFile inputs;
     if (!read_tensor_file(argv[1], 0, inputs))
         return 2;
-    if (inputs.values_per_item < kFrameHeaderBytes) {
-        std::cerr << "codesign_tb: data file " << argv[1] << " holds " << inputs.values_per_item
-                  << " values per item, fewer than a frame's " << kFrameHeaderBytes << "-byte length field"
-                  << std::endl;
+    if (inputs.values_per_item < kItemMarkerBytes + kFrameHeaderBytes) {
+        std::cerr << "codesign_tb: data file " << argv[1] << " contains " << inputs.values_per_item
+                  << " values per item, fewer than the item marker and a frame's length field" << std::endl;
         return 2;
     }
     const uint64_t first = std::strtoull(argv[2], nullptr, 10);
     const uint64_t count = std::strtoull(argv[3], nullptr, 10);
     if (count == 0 || first + count > inputs.items) {
         std::cerr << "codesign_tb: items " << first << ".." << first + count << " requested, data file " << argv[1]
-                  << " holds " << inputs.items << std::endl;
+                  << " contains " << inputs.items << std::endl;
         return 2;
     }
     TensorFile expected;
@@ -196,7 +200,7 @@ int main(int argc, char **argv) {
         if (!read_tensor_file(argv[5], kOutputValues, expected))
             return 2;
         if (expected.items < first + count) {
-            std::cerr << "codesign_tb: expected-output file " << argv[5] << " holds " << expected.items
+            std::cerr << "codesign_tb: expected-output file " << argv[5] << " contains " << expected.items
                       << " items, " << first + count << " needed" << std::endl;
             return 2;
         }
@@ -217,20 +221,28 @@ int main(int argc, char **argv) {
     std::vector<int64_t> outputs(count * kOutputValues);
     uint64_t mismatches = 0;
     for (uint64_t item = first; item < first + count; item++) {
-        const int64_t *codes = &inputs.codes[item * inputs.values_per_item];
+        const int64_t *item_codes = &inputs.codes[item * inputs.values_per_item];
         for (unsigned i = 0; i < inputs.values_per_item; i++) {
-            if (codes[i] < 0 || codes[i] > 255) {
-                std::cerr << "codesign_tb: item " << item << " of " << argv[1] << " holds " << codes[i]
+            if (item_codes[i] < 0 || item_codes[i] > 255) {
+                std::cerr << "codesign_tb: item " << item << " of " << argv[1] << " contains " << item_codes[i]
                           << ", which is no byte" << std::endl;
                 return 2;
             }
         }
+        for (unsigned i = 0; i < kItemMarkerBytes; i++) {
+            if (item_codes[i] != static_cast<unsigned char>(kItemMarker[i])) {
+                std::cerr << "codesign_tb: item " << item << " of " << argv[1] << " does not start with the "
+                          << "JPGF marker; this testbench reads JPEG frames, not pixel codes" << std::endl;
+                return 2;
+            }
+        }
+        const int64_t *codes = item_codes + kItemMarkerBytes;
+        const uint64_t room = inputs.values_per_item - kItemMarkerBytes;
         const uint64_t length = (static_cast<uint64_t>(codes[0]) << 8) | static_cast<uint64_t>(codes[1]);
         const uint64_t frame_bytes = kFrameHeaderBytes + length;
-        if (frame_bytes > inputs.values_per_item) {
+        if (frame_bytes > room) {
             std::cerr << "codesign_tb: item " << item << " of " << argv[1] << " declares a " << length
-                      << "-byte payload, but the item holds " << inputs.values_per_item - kFrameHeaderBytes
-                      << std::endl;
+                      << "-byte payload, but the item has room for " << room - kFrameHeaderBytes << std::endl;
             return 2;
         }
 
