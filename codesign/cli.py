@@ -187,8 +187,13 @@ def _cmd_sweep(args) -> int:
         progress=not args.quiet,
     )
     reused = len(result.rows) - len(result.computed)
-    print(f"wrote {result.out}: {len(result.rows)} points ({len(result.computed)} computed, {reused} from an "
+    noun = "point" if len(result.rows) == 1 else "points"
+    print(f"wrote {result.out}: {len(result.rows)} {noun} ({len(result.computed)} computed, {reused} from an "
           f"earlier run) in {result.seconds:.0f} s; see report.md and pareto.png")
+    failed = [row["key"] for row in result.rows if row.get("error")]
+    if failed:
+        print(f"{len(failed)} of {len(result.rows)} points have no estimate or failed verification "
+              f"({', '.join(failed[:4])}{', ...' if len(failed) > 4 else ''}); see the errors in report.md")
     best = result.best_fitting()
     if best is None:
         print("no point fits the board; see report.md for how far each one is off")
