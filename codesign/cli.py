@@ -297,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     boards = commands.add_parser("boards", help="list the bundled boards and their resources")
     boards.set_defaults(run=_cmd_boards)
+    # Accept -v and -q after the command too; SUPPRESS keeps the top-level value when absent.
+    for subparser in commands.choices.values():
+        subparser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                               help="log progress and debug details")
+        subparser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                               help="log errors only and hide progress bars")
     return parser
 
 
