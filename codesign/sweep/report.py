@@ -109,14 +109,20 @@ def _plot_panel(axis, rows: list[dict], board: Board, margin: float, resource: s
                   color="tab:red", linewidth=1.5)
         axis.scatter([row[resource] for row in front], [row["map50"] for row in front], s=60,
                      facecolors="none", edgecolors="tab:red", linewidths=1.5, label="Pareto front")
-        for row in front:
-            axis.annotate(row["key"], (row[resource], row["map50"]), fontsize=7, xytext=(3, 3),
+        for row in _labelled(front):
+            axis.annotate(_short_key(row, rows), (row[resource], row["map50"]), fontsize=7, xytext=(3, 3),
                           textcoords="offset points")
     axis.axvline(capacity, color="black", linewidth=1.2, label=f"{board.name} capacity ({capacity:,})")
     axis.axvline(margin * capacity, color="black", linestyle="--", linewidth=1, label=f"{margin:.0%} of capacity")
-    values = [row[resource] for row in estimated if row[resource] > 0] + [capacity]
-    if resource == "lut" and min(values) > 0 and max(values) / min(values) > 50:
-        axis.set_xscale("log")
+
+    # A logarithmic axis keeps small designs apart when the values span decades. Symlog also
+    # shows the designs that use none of the resource, such as DSPs at narrow widths.
+    positive = [row[resource] for row in estimated if row[resource] > 0] + [capacity]
+    if max(positive) / min(positive) > 50:
+        if len(positive) - 1 < len(estimated):
+            axis.set_xscale("symlog", linthresh=min(positive))
+        else:
+            axis.set_xscale("log")
     axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
     axis.set_xlabel(f"{label} (estimate)")
     axis.set_ylabel("mAP@0.5 (val)")
@@ -124,6 +130,26 @@ def _plot_panel(axis, rows: list[dict], board: Board, margin: float, resource: s
     axis.margins(x=0.1)
     axis.grid(True, alpha=0.3)
     axis.legend(fontsize=8, loc="best")
+
+
+def _labelled(front: list[dict], max_labels: int = 10) -> list[dict]:
+    """Return at most about max_labels front rows, evenly spaced and always with the last one."""
+    step = max(1, -(-len(front) // max_labels))
+    chosen = front[::step]
+    if front[-1] not in chosen:
+        chosen.append(front[-1])
+    return chosen
+
+
+def _short_key(row: dict, rows: list[dict]) -> str:
+    """Return the row's model key when every row has the same strategy and reuse, else its full key."""
+    suffixes = {row_["key"][len(_model_key(row_)):] for row_ in rows}
+    return _model_key(row) if len(suffixes) == 1 else row["key"]
+
+
+def _model_key(row: dict) -> str:
+    strategy_start = row["key"].rindex(f"-{row['strategy']}-")
+    return row["key"][:strategy_start]
 
 
 def format_markdown(rows: list[dict], spec: SweepSpec, board: Board) -> str:
