@@ -27,7 +27,7 @@ from codesign.lower import PROJECT_NAME
 from codesign.inputs import input_quantizer, project_inputs
 from codesign.jpeg.frontend_project import extra_units as frontend_units
 from codesign.jpeg.frontend_project import is_frontend_project, prepare_csim_inputs
-from codesign.project import TESTBENCH, Project, reference_codes
+from codesign.project import TESTBENCH, TESTBENCH_HEADER, Project, reference_codes
 from codesign.reference import QuantParams, Reference
 from codesign.references import compare_references
 from codesign.trace import trace_image
@@ -93,7 +93,7 @@ class CsimReport:
 def _source_files(project: Project) -> list[Path]:
     firmware = project.hls_dir / "firmware"
     files = [p for p in sorted(firmware.rglob("*")) if p.is_file() and p.suffix in (".h", ".cpp", ".hpp", ".txt")]
-    return files + [project.hls_dir / TESTBENCH]
+    return files + [project.hls_dir / TESTBENCH, project.hls_dir / TESTBENCH_HEADER]
 
 
 def check_project_files(project: Project) -> None:

@@ -30,7 +30,7 @@ from codesign.export import QonnxModel
 from codesign.lower import PROJECT_NAME, LoweredModel
 from codesign.precision import format_table
 from codesign.reference import Reference
-from codesign.templating import render_file
+from codesign.templating import TEMPLATE_DIR, render_file
 from codesign.trace import trace_map
 from quantize.dataset import DatasetSpec
 
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 META_FILE = "codesign.json"
 META_VERSION = 1
 TESTBENCH = "codesign_tb.cpp"
+TESTBENCH_HEADER = "codesign_tb_common.h"
 VENDOR_CSIM_SCRIPT = "vendor_csim.tcl"
 
 
@@ -164,6 +165,7 @@ def write_project(
         },
     )
     (hls_dir / TESTBENCH).write_text(testbench)
+    shutil.copyfile(TEMPLATE_DIR / TESTBENCH_HEADER, hls_dir / TESTBENCH_HEADER)
     vendor_script = render_file(
         VENDOR_CSIM_SCRIPT,
         {"PROJECT": PROJECT_NAME, "PART": board.part, "CLOCK_PERIOD_NS": round(1000.0 / board.clock_mhz, 3)},
