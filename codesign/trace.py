@@ -25,7 +25,7 @@ from codesign.errors import CodesignError
 
 @dataclass
 class LayerComparison:
-    """How one traced layer's C++ output compares with the reference tensor."""
+    """Comparison of one traced layer's C++ output with its reference tensor."""
 
     layer: str
     tensor: str
@@ -132,8 +132,8 @@ def trace_image(project, binary: Path, inputs_file: Path, image: int, input_nhwc
         software = np.asarray(reference[row["tensor"]], dtype=np.float64).ravel()
         if hardware.size != software.size:
             raise CodesignError(
-                f"trace of layer {row['layer']} holds {hardware.size} values, reference tensor "
-                f"{row['tensor']} holds {software.size}"
+                f"trace of layer {row['layer']} contains {hardware.size} values, reference tensor "
+                f"{row['tensor']} contains {software.size}"
             )
         difference = np.abs(np.ldexp(hardware - software, row["frac"]))
         report.layers.append(LayerComparison(

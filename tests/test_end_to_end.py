@@ -86,7 +86,8 @@ def test_convert_rejects_nonempty_folder(tmp_path, capsys):
     error = capsys.readouterr().err
 
     assert status == 2
-    assert "not empty" in error and "--force" in error
+    assert "not empty" in error
+    assert "--force" in error
     assert keep.read_text() == "user data"
 
 
@@ -151,7 +152,8 @@ def test_csim_vendor_without_tool_exits_2(bundled_project, monkeypatch, capsys):
     error = capsys.readouterr().err
 
     assert status == 2
-    assert "vitis_hls" in error and "PATH" in error
+    assert "vitis_hls" in error
+    assert "PATH" in error
 
 
 def test_vendor_script_parses_with_tclsh(bundled_project, tmp_path):

@@ -112,7 +112,8 @@ def test_unsupported_op_rejected_with_node_name(tmp_path, capsys):
     error = capsys.readouterr().err
 
     assert status == 2
-    assert "(Sigmoid)" in error and "supported ops" in error
+    assert "(Sigmoid)" in error
+    assert "supported ops" in error
     assert len(error.strip().splitlines()) == 1
     assert not (tmp_path / "project").exists()
 
