@@ -168,7 +168,8 @@ def write_project(
     shutil.copyfile(TEMPLATE_DIR / TESTBENCH_HEADER, hls_dir / TESTBENCH_HEADER)
     vendor_script = render_file(
         VENDOR_CSIM_SCRIPT,
-        {"PROJECT": PROJECT_NAME, "PART": board.part, "CLOCK_PERIOD_NS": round(1000.0 / board.clock_mhz, 3)},
+        {"TOP": PROJECT_NAME, "PROJECT": PROJECT_NAME, "EXTRA_SOURCES": "", "PART": board.part,
+         "CLOCK_PERIOD_NS": round(1000.0 / board.clock_mhz, 3)},
     )
     (hls_dir / VENDOR_CSIM_SCRIPT).write_text(vendor_script)
 

@@ -155,9 +155,11 @@ def _write_firmware(project: Project, lowered, front_end: FrontEnd, board) -> li
         },
     )
     (project.hls_dir / TESTBENCH).write_text(testbench)
+    # NOTE: the front-end top has not been run under Vitis HLS.
     vendor_script = render_file(
-        "jpeg/frontend_vendor_csim.tcl",
+        VENDOR_CSIM_SCRIPT,
         {"TOP": top, "PROJECT": project_name, "PART": board.part,
+         "EXTRA_SOURCES": f'add_files firmware/{top}.cpp -cflags "-std=c++14"\n',
          "CLOCK_PERIOD_NS": round(1000.0 / board.clock_mhz, 3)},
     )
     (project.hls_dir / VENDOR_CSIM_SCRIPT).write_text(vendor_script)
