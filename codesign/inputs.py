@@ -1,9 +1,9 @@
 """Test inputs of a project, in both memory orders.
 
-The design reads integer codes in its own (channels-last) order; the
-reference model reads float values in the order of the QONNX model it was
+The design reads integer codes in its own (channels-last) order, while
+the reference model reads float values in the order of the QONNX model it was
 exported as. Every conversion between the two goes through ``to_design_order``
-and ``to_reference_order``, which check the shapes rather than guess.
+and ``to_reference_order``, which check the shapes.
 
 Inputs come from the project's data set (val images, for detectors) or, for a
 model that ships no data, from uniformly random codes inside the input

@@ -3,7 +3,7 @@
 Every tensor of the lowered model is a fixed-point number ``code * 2**-F``.
 Walking the hls4ml graph in order, this module tracks for each tensor the
 interval of its integer codes and its fractional bits F, and derives the
-narrowest type that holds every value the tensor can take:
+narrowest type that contains every value the tensor can take:
 
 - input: the input quantizer's type; the host feeds exact codes;
 - quantizer activations (QONNX ``Quant`` lowered by hls4ml, possibly merged
@@ -66,7 +66,7 @@ class PrecisionEntry:
 
 
 def _bits_for(interval: Interval, signed: bool) -> int:
-    """Return the narrowest width that holds lo..hi in two's complement (or unsigned)."""
+    """Return the narrowest width that contains lo..hi in two's complement (or unsigned)."""
     width = 1
     while True:
         low = -(1 << (width - 1)) if signed else 0
@@ -77,7 +77,7 @@ def _bits_for(interval: Interval, signed: bool) -> int:
 
 
 def exact_type(interval: Interval, signed: bool | None = None) -> FixedPrecisionType:
-    """Return the narrowest truncating, wrapping fixed type that holds the interval exactly."""
+    """Return the narrowest truncating, wrapping fixed type that contains the interval exactly."""
     if signed is None:
         signed = interval.lo < 0
     width = _bits_for(interval, signed)
@@ -132,7 +132,7 @@ def _precision_of(layer) -> FixedPrecisionType:
 def _matmul_interval(layer, weights: np.ndarray, bias: np.ndarray | None, source: Interval) -> tuple[Interval, str]:
     """Return the accumulator interval of a convolution or dense layer.
 
-    ``weights`` holds integer codes with the output channel as the last axis.
+    ``weights`` contains integer codes with the output channel as the last axis.
     """
     weight_precision = layer.weights["weight"].type.precision
     frac = source.frac + (weight_precision.width - weight_precision.integer)

@@ -20,12 +20,12 @@ class TemplateError(Exception):
 
 def render(text: str, values: dict[str, object], name: str = "template") -> str:
     """Replace every ``{{NAME}}`` in text; raise TemplateError on a missing or unused value."""
-    wanted = set(_PLACEHOLDER.findall(text))
-    given = set(values)
-    if wanted - given:
-        raise TemplateError(f"{name}: no value for placeholder(s) {sorted(wanted - given)}")
-    if given - wanted:
-        raise TemplateError(f"{name}: value(s) {sorted(given - wanted)} have no placeholder")
+    placeholders = set(_PLACEHOLDER.findall(text))
+    provided = set(values)
+    if placeholders - provided:
+        raise TemplateError(f"{name}: no value for placeholder(s) {sorted(placeholders - provided)}")
+    if provided - placeholders:
+        raise TemplateError(f"{name}: value(s) {sorted(provided - placeholders)} have no placeholder")
     return _PLACEHOLDER.sub(lambda match: str(values[match.group(1)]), text)
 
 

@@ -56,6 +56,6 @@ def read(path: Path) -> np.ndarray:
     dtype = np.dtype(f"<{'i' if signed else 'u'}{width}")
     expected = items * per_item * width
     if len(data) - _HEADER.size < expected:
-        raise InputError(f"data file {path} is shorter than its header says ({len(data) - _HEADER.size} of {expected} bytes)")
+        raise InputError(f"data file {path} is truncated: shorter than its header requires ({len(data) - _HEADER.size} of {expected} bytes)")
     values = np.frombuffer(data, dtype=dtype, count=items * per_item, offset=_HEADER.size)
     return values.astype(np.int64).reshape(items, per_item)

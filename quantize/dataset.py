@@ -37,7 +37,7 @@ DATA_VERSION = 2
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """What to generate; the same spec always yields the same files."""
+    """Sizes and seed of a data set. The same spec always yields the same files."""
 
     train_images: int = 12000
     val_images: int = 1000
@@ -46,7 +46,7 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class Dataset:
-    """A generated data set on disk: ``root/<split>/`` holds the JPEGs and ``annotations.json``."""
+    """A generated data set on disk: ``root/<split>/`` contains the JPEGs and ``annotations.json``."""
 
     root: Path
     spec: DatasetSpec

@@ -35,7 +35,10 @@ def test_generated_labels_are_valid(tmp_path):
     assert coco["annotations"]
     for ann in coco["annotations"]:
         x, y, w, h = ann["bbox"]
-        assert 0 <= x and 0 <= y and x + w <= IMAGE_SIZE and y + h <= IMAGE_SIZE
+        assert 0 <= x
+        assert 0 <= y
+        assert x + w <= IMAGE_SIZE
+        assert y + h <= IMAGE_SIZE
         assert 0 <= ann["category_id"] < 10
 
 

@@ -1,7 +1,7 @@
 """Exactness on small models built from the fault kinds users of hls4ml report.
 
 Each case exports a Brevitas model to QONNX, converts it from the QONNX file,
-and C-simulates it on random inputs inside the input quantizer's range; every
+and C-simulates it on random inputs inside the input quantizer's range. Every
 output value must match the reference exactly.
 """
 

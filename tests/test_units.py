@@ -63,7 +63,8 @@ def test_exact_type_is_narrowest(interval, signed, expected):
     precision = exact_type(interval, signed)
     assert (precision.width, precision.integer) == expected
     limits = type_interval(precision)
-    assert limits.lo <= interval.lo and interval.hi <= limits.hi
+    assert limits.lo <= interval.lo
+    assert interval.hi <= limits.hi
     narrower = FixedPrecisionType(precision.width - 1, precision.integer - 1, precision.signed) if precision.width > 1 else None
     if narrower is not None:
         smaller = type_interval(narrower)
