@@ -8,6 +8,7 @@ this module's run time.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 
@@ -34,7 +35,6 @@ from codesign.jpeg.frontend import (
     split_frame,
 )
 from codesign.jpeg.frontend_project import (
-    CONFIG_NAME,
     distinct_quant_tables,
     frame_codes_to_payloads,
     load_frontend,
@@ -124,13 +124,34 @@ def test_recorded_tables_match_encoder(frontend_project):
     assert tables_from_dict(entry["tables"]) == encoder_tables
     assert (frontend_project / "jpeg_header.bin").read_bytes() == encoder_tables.header_bytes()
     assert load_frontend(project).tables == encoder_tables
-    # The decoder is compiled with the same tables.
-    config = (frontend_project / "hls" / "firmware" / hls.config_header_name(CONFIG_NAME)).read_text()
-    assert config == hls.config_header(encoder_tables, CONFIG_NAME)
+    # The decoder layer is compiled with the same tables.
+    top = (frontend_project / "hls" / "firmware" / "myproject.cpp").read_text()
+    call = re.search(r"nnet::jpeg_decoder<input_t, \w+, (config\d+)>\(global_in, ", top)
+    assert call is not None
+    parameters = (frontend_project / "hls" / "firmware" / "parameters.h").read_text()
+    assert hls.config_header(encoder_tables, call.group(1), kernel_include="nnet_utils/jpeg_decoder.h") in parameters
     # The quantization table file reproduces the format when fed back as --jpeg-qtables.
     qtables = parse_qtables((frontend_project / "jpeg_qtables.txt").read_text())
     custom = JpegSettings(quality=None, subsampling="4:2:0", qtables=qtables)
     assert build_frontend(custom, 96, 96).tables == encoder_tables
+
+
+def test_hls4ml_top_reads_frame_bytes(frontend_project):
+    """The decoder is a layer of the hls4ml top, whose input is the byte stream."""
+    firmware = frontend_project / "hls" / "firmware"
+    defines = (firmware / "defines.h").read_text()
+    header = (firmware / "myproject.h").read_text()
+    top = (firmware / "myproject.cpp").read_text()
+
+    assert "typedef nnet::array<ap_uint<8>, 1*1> input_t;" in defines
+    assert "hls::stream<input_t> &global_in" in header
+    assert (firmware / "nnet_utils" / "nnet_jpeg_decoder.h").is_file()
+    assert (firmware / "nnet_utils" / "jpeg_decoder.h").is_file()
+    # The first layer now reads the decoder's output instead of the graph input.
+    decoder_output = re.search(r"nnet::jpeg_decoder<input_t, (\w+), config\d+>\(global_in, (\w+)\);", top)
+    assert decoder_output is not None
+    assert f"<{decoder_output.group(1)}, " in top.split(decoder_output.group(0))[1]
+    assert top.count("(global_in") == 1
 
 
 def test_testbench_frames_decode_to_expected_pixels(frontend_project):

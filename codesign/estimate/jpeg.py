@@ -1,7 +1,8 @@
 """Analytical cost and throughput model of the JPEG front-end (estimates, no synthesis).
 
-The front-end is ``jpeg::decode_frame`` of ``hls_templates/jpeg/jpeg_decoder.h``
-plus the pixel adapter of the generated top level (``frontend_top.cpp``).
+The front-end is the hls4ml layer ``nnet::jpeg_decoder``
+(``hls_templates/jpeg/nnet_jpeg_decoder.h``): a byte adapter, ``jpeg::decode_frame``
+of ``hls_templates/jpeg/jpeg_decoder.h`` and a pixel adapter.
 Like ``codesign.estimate``, this counts what the C++ instantiates and maps it
 to LUT, FF, DSP and BRAM_18K with the shared rules of ``costs.py``
 (``memory_storage``, ``fifo_storage``, ``map_product``). Every constant is an
@@ -27,6 +28,7 @@ Cycles (one DATAFLOW process per stage, a new image every max-stage cycles):
 - Raster stage: one sample read per cycle into the line buffers, one pixel
   written per cycle, ``raster_loop_depth`` = 4 cycles per output line, and
   the saved-line copies of 4:2:0.
+- Byte adapter: one frame byte per cycle, like unstuffing.
 - Pixel adapter: one pixel per cycle.
 
 Resources:
@@ -384,10 +386,21 @@ def _raster_stage(tables: DecoderTables, geometry: dict, dsp_slice: DspSlice, mo
     )
 
 
+def _byte_stage(payload_bytes: float, model: JpegCostModel) -> LayerEstimate:
+    counter_bits = 17
+    cycles = math.ceil(2 + payload_bytes) + model.cnn.io_register_cycles
+    return LayerEstimate(
+        name="frame_bytes", kind="jpeg", template="nnet_jpeg_decoder.h",
+        lut=2 * counter_bits + model.cnn.process_lut, ff=counter_bits + 16 + 8 + model.cnn.process_ff,
+        latency_cycles=cycles, ii_cycles=cycles,
+        notes=[f"{payload_bytes:,.0f} payload bytes at 1 byte per cycle"],
+    )
+
+
 def _adapter_stage(tables: DecoderTables, model: JpegCostModel) -> LayerEstimate:
     cycles = tables.width * tables.height + model.cnn.io_register_cycles
     return LayerEstimate(
-        name="pixels_to_input", kind="jpeg", template="frontend_top.cpp",
+        name="pixels_to_packets", kind="jpeg", template="nnet_jpeg_decoder.h",
         lut=model.cnn.process_lut, ff=24 + model.cnn.process_ff, latency_cycles=cycles, ii_cycles=cycles,
         notes=["one pixel per cycle"],
     )
@@ -395,7 +408,8 @@ def _adapter_stage(tables: DecoderTables, model: JpegCostModel) -> LayerEstimate
 
 def _fifo_rows(tables: DecoderTables, model: JpegCostModel) -> list[LayerEstimate]:
     components = len(tables.frame.components)
-    fifos = list(_DECODER_FIFOS) + [("jpeg_pixels", tables.width, 8 * components), ("detector_input", tables.width, 24)]
+    fifos = [("jpeg_frame_bytes", 2, 8), *_DECODER_FIFOS, ("jpeg_pixels", tables.width, 8 * components),
+             ("decoder_output", tables.width, 24)]
     rows = []
     for name, depth, width in fifos:
         storage = fifo_storage(depth, width, model.cnn)
@@ -423,6 +437,7 @@ def estimate_frontend(
     geometry = _geometry(tables)
     dsp_slice = DspSlice(board.dsp_slice)
     stages = [
+        _byte_stage(payload_bytes, model),
         _unstuff_stage(payload_bytes, model),
         _huffman_stage(geometry, ac_symbols_per_block, model),
         _idct_stage(geometry, dsp_slice, model),

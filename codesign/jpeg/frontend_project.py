@@ -1,28 +1,21 @@
-"""The JPEG front-end inside an HLS project: generated files, metadata and csim inputs.
+"""The JPEG front-end inside an HLS project: hls4ml decoder layer, metadata and csim inputs.
 
-Route: a generated top level around the hls4ml design, not an hls4ml layer.
-``<project>_jpeg(hls::stream<ap_uint<8> > &frames, hls::stream<result_t> &output)``
-runs ``jpeg::decode_frame`` (``hls_templates/jpeg/jpeg_decoder.h``), copies
-each decoded pixel into the detector's ``input_t`` packet and calls the
-unchanged hls4ml top in one DATAFLOW region.
+The decoder is an hls4ml layer (``codesign.jpeg.hls4ml_layer``),
+registered with hls4ml's extension API. ``attach_frontend`` runs after
+``codesign.lower`` has set every type: its optimizer pass changes the graph
+input to a stream of ``nnet::array<ap_uint<8>, 1>`` packets, one byte of a
+frame each, and inserts ``nnet::jpeg_decoder`` (``hls_templates/jpeg/
+nnet_jpeg_decoder.h``) between the input and the first layer. The hls4ml top
+``<project>(hls::stream<input_t> &frames, hls::stream<result_t> &output)``
+is then the whole accelerator: compressed bytes in, detector outputs out.
 
-An hls4ml ``JpegDecoder`` layer (``register_layer`` with Vitis templates)
-does not fit hls4ml 1.3.0's io_stream input handling. The graph input is an
-``Input`` layer of fixed shape. The writers derive the top's argument, the
-hls4ml testbench and the ``compile``/``predict`` bridge from that shape, so
-each image would have to travel padded to the worst-case payload size.
-Changing the graph's input would also change the pixel-input top that the
-bitstream wrapper, the host runtime, ``detect`` and ``estimate`` read.
-
-Files that ``write_frontend`` adds to a project folder:
+Files that a front-end project contains besides a plain project's:
 
     DIR/jpeg_header.bin               the tables as a JPEG header (SOI .. SOS)
     DIR/jpeg_qtables.txt              the quantization tables in cjpeg -qtables format
-    DIR/hls/firmware/jpeg_decoder.h   the HLS decoder
-    DIR/hls/firmware/jpeg_config_frontend_config.h   its tables
-    DIR/hls/firmware/<project>_jpeg.h, .cpp          the front-end top level
+    DIR/hls/firmware/nnet_utils/jpeg_decoder.h, nnet_jpeg_decoder.h   the HLS decoder
+    DIR/hls/firmware/parameters.h     now with the decoder tables as the layer's config struct
     DIR/hls/codesign_tb.cpp           the testbench, now fed with frames
-    DIR/hls/vendor_csim.tcl           the Vitis HLS script, now with the front-end top
     DIR/hls/tb_data/inputs.bin        frames of the testbench images (see frontend_tb.cpp)
 
 ``codesign.json`` gains a ``jpeg_frontend`` entry with the encoder
@@ -34,14 +27,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from codesign import tensorfile
 from codesign.errors import InputError
-from codesign.jpeg import hls
 from codesign.jpeg.frontend import (
     FRAME_HEADER_BYTES,
     MAX_PAYLOAD_BYTES,
@@ -60,22 +51,16 @@ from codesign.jpeg.frontend import (
 )
 from codesign.jpeg.markers import EOI
 from codesign.jpeg.stream import split_jpeg
-from codesign.project import META_FILE, TESTBENCH, VENDOR_CSIM_SCRIPT, Project, traced_layers
-from codesign.templating import TEMPLATE_DIR, render_file
+from codesign.project import META_FILE, TESTBENCH, Project, traced_layers
+from codesign.templating import render_file
 
 log = logging.getLogger(__name__)
 
 META_KEY = "jpeg_frontend"
-CONFIG_NAME = "frontend_config"
 HEADER_FILE = "jpeg_header.bin"
 QTABLES_FILE = "jpeg_qtables.txt"
 # The detector's input type: an 8-bit unsigned code with value = code / 256.
 PIXEL_FRAC_BITS = 8
-
-
-def top_name(project_name: str) -> str:
-    """Return the name of the front-end top-level function."""
-    return f"{project_name}_jpeg"
 
 
 def is_frontend_project(project: Project) -> bool:
@@ -110,63 +95,39 @@ def check_detector_input(lowered, front_end: FrontEnd) -> None:
         )
 
 
+def attach_frontend(lowered, front_end: FrontEnd) -> None:
+    """Check the lowered detector's input, then insert the decoder layer into its hls4ml model."""
+    from codesign.jpeg.hls4ml_layer import attach_decoder
+
+    check_detector_input(lowered, front_end)
+    attach_decoder(lowered.hls_model, front_end)
+
+
 def _traced_layers_cpp(hls_model) -> str:
     rows = [f'    {{"{name}", {size}}},' for name, size in traced_layers(hls_model)]
     # An empty array is not valid C++; the testbench skips a zero-size entry.
     return "\n".join(rows) if rows else '    {"", 0},'
 
 
-def _write_firmware(project: Project, lowered, front_end: FrontEnd, board) -> list[str]:
-    """Write the decoder, its tables and the top level into hls/firmware; return their project paths."""
-    project_name = project.meta["project_name"]
-    top = top_name(project_name)
-    firmware = project.hls_dir / "firmware"
-    config_header = hls.config_header_name(CONFIG_NAME)
-    channels = lowered.input_shape[-1]
-    values = {
-        "TOP": top,
-        "PROJECT": project_name,
-        "CONFIG": CONFIG_NAME,
-        "CONFIG_HEADER": config_header,
-        "WIDTH": front_end.width,
-        "HEIGHT": front_end.height,
-        "CHANNELS": channels,
-    }
-    shutil.copyfile(TEMPLATE_DIR / "jpeg" / hls.KERNEL_HEADER, firmware / hls.KERNEL_HEADER)
-    (firmware / config_header).write_text(hls.config_header(front_end.tables, CONFIG_NAME))
-    header_values = {
-        "TOP": top,
-        "PROJECT": project_name,
-        "CONFIG_HEADER": config_header,
-        "WIDTH": front_end.width,
-        "HEIGHT": front_end.height,
-        "SUMMARY": front_end.describe(),
-        "GUARD": f"{top.upper()}_H_",
-    }
-    (firmware / f"{top}.h").write_text(render_file("jpeg/frontend_top.h", header_values))
-    (firmware / f"{top}.cpp").write_text(render_file("jpeg/frontend_top.cpp", values))
+def _write_testbench(project: Project, lowered) -> list[str]:
+    """Write the frame-reading testbench; return the project paths of the decoder's sources."""
+    from codesign.jpeg.hls4ml_layer import SOURCES
 
+    project_name = project.meta["project_name"]
     testbench = render_file(
         "jpeg/frontend_tb.cpp",
         {
-            "TOP": top,
+            "TOP": project_name,
             "OUTPUT_VALUES": int(np.prod(lowered.output_shape[1:])),
             "TRACED_LAYERS": _traced_layers_cpp(lowered.hls_model),
         },
     )
     (project.hls_dir / TESTBENCH).write_text(testbench)
-    # NOTE: the front-end top has not been run under Vitis HLS.
-    vendor_script = render_file(
-        VENDOR_CSIM_SCRIPT,
-        {"TOP": top, "PROJECT": project_name, "PART": board.part,
-         "EXTRA_SOURCES": f'add_files firmware/{top}.cpp -cflags "-std=c++14"\n',
-         "CLOCK_PERIOD_NS": round(1000.0 / board.clock_mhz, 3)},
-    )
-    (project.hls_dir / VENDOR_CSIM_SCRIPT).write_text(vendor_script)
-    return [
-        f"hls/firmware/{name}"
-        for name in (hls.KERNEL_HEADER, config_header, f"{top}.h", f"{top}.cpp")
-    ]
+    sources = [f"hls/firmware/nnet_utils/{name}" for name in SOURCES] + ["hls/firmware/parameters.h"]
+    for source in sources:
+        if not (project.root / source).is_file():
+            raise InputError(f"hls4ml did not write {source}; the JPEG decoder layer is missing from the project")
+    return sources
 
 
 def distinct_quant_tables(front_end: FrontEnd) -> list[tuple[int, ...]]:
@@ -190,7 +151,7 @@ def frame_statistics(frames: list[bytes], front_end: FrontEnd) -> dict:
     }
 
 
-def write_frontend(project: Project, lowered, front_end: FrontEnd, frames: list[bytes], board) -> None:
+def write_frontend(project: Project, lowered, front_end: FrontEnd, frames: list[bytes]) -> None:
     """Add the front-end to a project that ``write_project`` wrote from the frames' decoded pixels.
 
     ``tb_data/expected.bin`` must already hold the reference outputs of the
@@ -199,7 +160,7 @@ def write_frontend(project: Project, lowered, front_end: FrontEnd, frames: list[
     front-end in ``codesign.json``.
     """
     check_detector_input(lowered, front_end)
-    sources = _write_firmware(project, lowered, front_end, board)
+    sources = _write_testbench(project, lowered)
 
     header = front_end.tables.header_bytes()
     (project.root / HEADER_FILE).write_bytes(header)
@@ -220,7 +181,7 @@ def write_frontend(project: Project, lowered, front_end: FrontEnd, frames: list[
 
     project_name = meta["project_name"]
     meta[META_KEY] = {
-        "top": top_name(project_name),
+        "top": project_name,
         "format": front_end.describe(),
         "settings": settings_to_dict(front_end.settings),
         "tables": tables_to_dict(front_end.tables),
@@ -230,12 +191,12 @@ def write_frontend(project: Project, lowered, front_end: FrontEnd, frames: list[
         "frame": {"length_bytes": FRAME_HEADER_BYTES, "byte_order": "big", "max_payload_bytes": MAX_PAYLOAD_BYTES},
         "sources": sources,
         "testbench_frames": frame_statistics(frames, front_end),
-        # NOTE: the bitstream wrapper and the host runtime read the detector's
-        # pixel input, so bitstream/ does not build the front-end top yet.
-        "bitstream_top": project_name,
+        # TODO: the bitstream wrapper and the host runtime still send the
+        # detector's pixel codes, which this top no longer reads.
+        "bitstream_frames": False,
     }
     (project.root / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-    log.info("added the JPEG front-end top %s (%s)", top_name(project_name), front_end.describe())
+    log.info("added the JPEG front-end to %s (%s)", project_name, front_end.describe())
 
 
 def load_frontend(project: Project) -> FrontEnd | None:
@@ -275,10 +236,12 @@ def frame_codes_to_payloads(codes: np.ndarray) -> list[bytes]:
 
 
 def extra_units(project: Project) -> list[Path]:
-    """Return the C++ translation units that the front-end adds to the csim build."""
-    if not is_frontend_project(project):
-        return []
-    return [project.hls_dir / "firmware" / f"{project.meta[META_KEY]['top']}.cpp"]
+    """Return the C++ translation units that the front-end adds to the csim build: none.
+
+    The decoder is a layer of the hls4ml top, so its code is in the headers
+    that ``firmware/<project>.cpp`` includes.
+    """
+    return []
 
 
 def prepare_csim_inputs(project: Project, pixels: np.ndarray):

@@ -124,11 +124,13 @@ def _format_rows(rows: Sequence[Sequence[int]], indent: str = "            ", pe
     return "\n".join(lines)
 
 
-def config_header(tables: DecoderTables, config_name: str) -> str:
+def config_header(tables: DecoderTables, config_name: str, kernel_include: str = KERNEL_HEADER) -> str:
     """Render the configuration header that sets up the decoder for ``tables``.
 
-    ``config_name`` becomes the C++ struct name. Raises ``InputError`` for
-    names that are no C++ identifier and for unsupported stream formats.
+    ``config_name`` becomes the C++ struct name, and ``kernel_include`` is
+    the path by which the header includes the decoder kernel. Raises
+    ``InputError`` for names that are no C++ identifier and for unsupported
+    stream formats.
     """
     if not _IDENTIFIER.fullmatch(config_name):
         raise InputError(f"invalid configuration name {config_name!r}; use a C++ identifier")
@@ -160,6 +162,7 @@ def config_header(tables: DecoderTables, config_name: str) -> str:
     quant_rows = [[value - 65536 if value > 32767 else value for value in table] for table in frame.quant_tables]
     values = {
         "NAME": config_name,
+        "KERNEL_INCLUDE": kernel_include,
         "SUMMARY": describe_format(tables),
         "GUARD": f"CODESIGN_JPEG_CONFIG_{config_name.upper()}_H_",
         "WIDTH": frame.width,

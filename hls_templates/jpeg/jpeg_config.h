@@ -8,7 +8,7 @@
 #ifndef {{GUARD}}
 #define {{GUARD}}
 
-#include "jpeg_decoder.h"
+#include "{{KERNEL_INCLUDE}}"
 
 struct {{NAME}} {
     static const unsigned width = {{WIDTH}};
