@@ -13,6 +13,7 @@ import time
 import warnings
 from pathlib import Path
 
+from codesign import sources_cli
 from codesign.errors import InputError, SimulationError
 from codesign.jpeg import frontend_cli
 
@@ -52,13 +53,16 @@ def _cmd_convert(args) -> int:
     started = time.monotonic()
     project = convert(args.model, Path(args.out), args.board, force=args.force, tb_images=args.tb_images,
                       reuse_factor=args.reuse_factor, strategy=args.strategy,
-                      jpeg_frontend=frontend_cli.settings_from_args(args))
+                      jpeg_frontend=frontend_cli.settings_from_args(args),
+                      source_options=sources_cli.options_from_args(args))
     widest = max(project.meta["precision"], key=lambda row: int(row["type"].split("<")[1].split(",")[0]))
     print(f"wrote {project.root} for {args.board} in {time.monotonic() - started:.1f} s")
     print(f"  input  {project.meta['input']['type']} {project.meta['input']['shape']} {project.meta['input']['layout']}")
     print(f"  output {project.meta['output']['type']} {project.meta['output']['shape']} {project.meta['output']['layout']}")
     print(f"  widest type {widest['type']} ({widest['layer']} {widest['tensor']}); see precision.md")
     for line in frontend_cli.convert_summary(project):
+        print(line)
+    for line in sources_cli.convert_summary(project):
         print(line)
     return 0
 
@@ -226,7 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_cmd_train)
 
     convert = commands.add_parser("convert", help="convert a quantized detector into an HLS project")
-    convert.add_argument("model", nargs="?", help="detector checkpoint (default: the bundled detector)")
+    convert.add_argument("model", nargs="?",
+                         help="detector checkpoint, ONNX file (QONNX or QCDQ) or pkg.module:factory "
+                              "(default: the bundled detector); see model sources below")
     convert.add_argument("--board", default="pynq-z2", help="board name or board YAML file (default pynq-z2)")
     convert.add_argument("--out", required=True, help="project folder to create")
     convert.add_argument("--force", action="store_true", help="replace a non-empty project folder")
@@ -235,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--strategy", choices=["Latency", "Resource"], default="Latency",
                          help="hls4ml strategy of every dense and convolution layer (default Latency)")
     frontend_cli.add_convert_options(convert)
+    sources_cli.add_convert_options(convert)
     convert.set_defaults(run=_cmd_convert)
 
     sim = commands.add_parser("csim", help="C-simulate a project with g++ and compare it with the reference")

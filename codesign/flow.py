@@ -7,6 +7,7 @@ nothing behind and never touches an existing folder without ``force``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -15,11 +16,14 @@ from pathlib import Path
 from codesign.bitstream import write_bitstream_project
 from codesign.boards import load_board
 from codesign.errors import InputError
-from codesign.export import export, load_qonnx
+from codesign.export import QonnxModel, export, load_qonnx
+from codesign.graph_passes import prepare_onnx
 from codesign.jpeg.encode import JpegSettings
 from codesign.lower import lower
-from codesign.project import Project, write_project
+from codesign.project import META_FILE, Project, write_project
 from codesign.quantize import quantize
+from codesign.sources import is_factory_spec, load_module_source
+from codesign.sources_cli import SourceOptions
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +54,13 @@ def convert(
     reuse_factor: int = 1,
     strategy: str = "Latency",
     jpeg_frontend: JpegSettings | None = None,
+    source_options: SourceOptions | None = None,
 ) -> Project:
-    """Convert a detector checkpoint (or a QONNX file) into an HLS project folder.
+    """Convert a detector checkpoint, an ONNX file or a ``pkg.module:factory`` module into an HLS project folder.
+
+    ONNX files may be QONNX or QCDQ; ``codesign.graph_passes`` describes what
+    runs on the host instead of in the design. ``codesign.sources`` describes
+    the module source and its ``source_options``.
 
     With ``jpeg_frontend``, the project gains a top level that decodes JPEG
     frames of that stream format in front of the detector (see
@@ -72,7 +81,8 @@ def convert(
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     try:
-        project = _convert_into(model, staging, board, tb_images, reuse_factor, strategy, jpeg_frontend)
+        project = _convert_into(model, staging, board, tb_images, reuse_factor, strategy, jpeg_frontend,
+                                source_options or SourceOptions())
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
@@ -85,24 +95,26 @@ def convert(
 
 
 def _convert_into(
-    model, root: Path, board, tb_images: int, reuse_factor: int, strategy: str, jpeg_frontend: JpegSettings | None
+    model, root: Path, board, tb_images: int, reuse_factor: int, strategy: str, jpeg_frontend: JpegSettings | None,
+    options: SourceOptions,
 ) -> Project:
     from quantize.dataset import DatasetSpec, generate, load_images
 
-    if model is not None and str(model).endswith(".onnx") and jpeg_frontend is not None:
+    is_onnx = model is not None and str(model).endswith(".onnx")
+    is_module = is_factory_spec(model)
+    if (is_onnx or is_module) and jpeg_frontend is not None:
         raise InputError(f"{model}: the JPEG front-end needs a detector checkpoint, whose data set supplies test images")
-    if model is not None and str(model).endswith(".onnx"):
-        # A QONNX file ships no data: the testbench uses random codes in the input quantizer's range.
+    if not is_module and (options.state_dict or options.input_shape or options.calibrate):
+        raise InputError("--state-dict, --input-shape and --calibrate apply only to a pkg.module:factory model")
+    if is_onnx:
         path = Path(model)
         if not path.is_file():
             raise InputError(f"model file not found: {path}")
-        qonnx = load_qonnx(path)
-        qonnx.model.save(str(root / "model.qonnx.onnx"))
-        qonnx.path = root / "model.qonnx.onnx"
-        lowered = lower(qonnx, board, root / "hls", reuse_factor=reuse_factor, strategy=strategy)
-        project = write_project(lowered, qonnx, board, root, str(path.resolve()), None, None, None, tb_items=tb_images)
-        write_bitstream_project(project, board)
-        return project
+        return _convert_onnx(load_qonnx(path), root, board, str(path.resolve()), tb_images, reuse_factor, strategy,
+                             options)
+    if is_module:
+        qonnx = export(load_module_source(model, options), root)
+        return _convert_onnx(qonnx, root, board, model, tb_images, reuse_factor, strategy, options)
 
     quantized = quantize(model)
     qonnx = export(quantized, root)
@@ -136,5 +148,24 @@ def _convert_into(
         from codesign.jpeg.frontend_project import write_frontend
 
         write_frontend(project, lowered, front_end, frames)
+    write_bitstream_project(project, board)
+    return project
+
+
+def _convert_onnx(
+    qonnx: QonnxModel, root: Path, board, source: str, tb_images: int, reuse_factor: int, strategy: str,
+    options: SourceOptions,
+) -> Project:
+    """Convert an ONNX model that ships no data; the testbench uses random codes in the input quantizer's range."""
+    model, preparation = prepare_onnx(qonnx.model, options.input_type)
+    qonnx = QonnxModel(path=root / "model.qonnx.onnx", model=model)
+    model.save(str(qonnx.path))
+    for step in preparation.host_steps:
+        step.model.save(str(root / step.file))
+    lowered = lower(qonnx, board, root / "hls", reuse_factor=reuse_factor, strategy=strategy)
+    project = write_project(lowered, qonnx, board, root, source, None, None, None, tb_items=tb_images)
+    # codesign.json records what runs on the host, so that users and later stages can read it.
+    project.meta["source_model"] = preparation.to_dict()
+    (root / META_FILE).write_text(json.dumps(project.meta, indent=2) + "\n")
     write_bitstream_project(project, board)
     return project
