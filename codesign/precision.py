@@ -157,6 +157,19 @@ def _matmul_interval(layer, weights: np.ndarray, bias: np.ndarray | None, source
     return Interval(int(min(lo)), int(max(hi)), frac), reason
 
 
+def _quantized_interval(source: Interval, precision: FixedPrecisionType, relu: bool) -> Interval:
+    """Return the codes of a quantizer's output type for an input interval, optionally after a ReLU."""
+    limits = type_interval(precision)
+    shift = limits.frac - source.frac
+    if shift >= 0:
+        lo, hi = source.lo << shift, source.hi << shift
+    else:
+        lo, hi = source.lo >> -shift, -((-source.hi) >> -shift)
+    if relu:
+        lo, hi = max(lo, 0), max(hi, 0)
+    return Interval(max(limits.lo, lo), min(limits.hi, hi), limits.frac)
+
+
 def infer_precision(hls_model) -> list[PrecisionEntry]:
     """Set every type of an hls4ml model to its exact width; return the precision table."""
     table: list[PrecisionEntry] = []
@@ -177,16 +190,8 @@ def infer_precision(hls_model) -> list[PrecisionEntry]:
 
         elif kind == "Activation" and layer.get_attr("quantizer") is not None:
             precision = _precision_of(layer)
-            limits = type_interval(precision)
-            source = inputs[0]
-            shift = limits.frac - source.frac
-            if shift >= 0:
-                lo, hi = source.lo << shift, source.hi << shift
-            else:
-                lo, hi = source.lo >> -shift, -((-source.hi) >> -shift)
-            if layer.get_attr("activation", "").lower() == "relu":
-                lo, hi = max(lo, 0), max(hi, 0)
-            interval = Interval(max(limits.lo, lo), min(limits.hi, hi), limits.frac)
+            relu = layer.get_attr("activation", "").lower() == "relu"
+            interval = _quantized_interval(inputs[0], precision, relu)
             record(layer, "result", precision, interval, "quantizer type: round half to even, saturate")
 
         elif kind == "Activation" and layer.get_attr("activation", "").lower() in ("linear", "relu"):
@@ -234,11 +239,19 @@ def infer_precision(hls_model) -> list[PrecisionEntry]:
             interval, reason = _matmul_interval(layer, weights, bias, inputs[0])
             precision = exact_type(interval, signed=True)
             _assign(layer.types["accum_t"], precision)
-            _assign(output.type, precision)
             if precision.width > FLOAT32_EXACT_BITS:
                 reason += f"; NOTE: wider than {FLOAT32_EXACT_BITS} bits, the float32 reference may round"
             record(layer, "accum", precision, interval, reason)
-            record(layer, "result", precision, interval, "accumulator, exact")
+            if layer.get_attr("quantizer") is not None:
+                # hls4ml's MergeLinearActivation moved a following Quant (with no ReLU) into this layer: the
+                # result has the quantizer's type, and the cast from the accumulator rounds and saturates.
+                result = _precision_of(layer)
+                interval = _quantized_interval(interval, result, relu=False)
+                record(layer, "result", result, interval, "merged quantizer type: round half to even, saturate")
+            else:
+                _assign(output.type, precision)
+                record(layer, "result", precision, interval, "accumulator, exact")
+
 
         else:
             raise UnsupportedModelError(
