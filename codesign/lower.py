@@ -21,15 +21,22 @@ import onnx
 from hls4ml.model.types import FixedPrecisionType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
-from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
+from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean, RemoveConsecutiveChanFirstAndChanLastTrafos
 from qonnx.transformation.gemm_to_matmul import GemmToMatMul
 from qonnx.util.cleanup import cleanup_model
 
 from codesign.boards import Board
 from codesign.errors import UnsupportedModelError
 from codesign.export import QonnxModel
+from codesign.layouts import (
+    ChannelsLastSpatialOps,
+    RemoveEmptyResizeRoi,
+    cleanup_channels_last,
+    is_channels_last_model,
+)
 from codesign.precision import PrecisionEntry, infer_precision
 from codesign.reference import QuantParams, quant_params
+from codesign.thresholds import ThresholdLowering, lower_float_scales, needs_threshold_lowering
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +77,8 @@ class LoweredModel:
     # True when the QONNX reference model is channels-first (PyTorch's NCHW).
     reference_channels_first: bool = False
     hls_config: dict = field(default_factory=dict)
+    # Set when float scales, zero points or bipolar weights were lowered to integer thresholds.
+    float_scales: ThresholdLowering | None = None
 
 
 class RemoveOutputTranspose(Transformation):
@@ -94,8 +103,12 @@ class RemoveOutputTranspose(Transformation):
         return model, False
 
 
-def input_quantizer(model: ModelWrapper) -> InputQuantizer:
-    """Return the quantizer on the graph input; the design reads its codes."""
+def input_quantizer(model: ModelWrapper, integer_codes: bool = False) -> InputQuantizer:
+    """Return the quantizer on the graph input; the design reads its codes.
+
+    With ``integer_codes`` (float-scale lowering), the design's input type
+    holds the integer codes themselves, so any scale is allowed.
+    """
     input_name = model.graph.input[0].name
     consumers = model.find_consumers(input_name)
     if len(consumers) != 1 or consumers[0].op_type != "Quant":
@@ -107,6 +120,8 @@ def input_quantizer(model: ModelWrapper) -> InputQuantizer:
     params = quant_params(model, node)
     scale = np.unique(params.scale)
     mantissa, exponent = np.frexp(scale)
+    if integer_codes and scale.size == 1 and not np.any(params.zero_point != 0):
+        return InputQuantizer(params=params, width=int(params.bit_width), frac=0)
     if scale.size != 1 or mantissa[0] != 0.5 or np.any(params.zero_point != 0):
         raise UnsupportedModelError(
             f"node {node.name!r} (Quant): the input quantizer needs one power-of-two scale and zero point 0"
@@ -117,7 +132,10 @@ def input_quantizer(model: ModelWrapper) -> InputQuantizer:
 
 
 # ONNX ops (after channels-last conversion and GemmToMatMul) that exact lowering maps onto hls4ml.
-SUPPORTED_OPS = ("Quant", "Conv", "MatMul", "Add", "Relu", "MaxPool", "Flatten", "Reshape")
+SUPPORTED_OPS = (
+    "Quant", "BipolarQuant", "Conv", "MatMul", "Add", "Relu", "MaxPool", "Flatten", "Reshape",
+    "LeakyRelu", "Resize", "Concat", "AveragePool", "ReduceMean", "BatchNormalization",
+)
 
 
 def check_supported_ops(model: ModelWrapper) -> None:
@@ -136,6 +154,8 @@ def is_channels_first(model: ModelWrapper) -> bool:
     A model already converted to channels-last uses qonnx's channels-last
     domain for those ops instead.
     """
+    if is_channels_last_model(model):
+        return False
     spatial = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "BatchNormalization", "Resize", "Upsample")
     return any(node.op_type in spatial and node.domain in ("", "ai.onnx") for node in model.graph.node)
 
@@ -143,14 +163,18 @@ def is_channels_first(model: ModelWrapper) -> bool:
 def to_channels_last(qonnx: QonnxModel) -> ModelWrapper:
     """Return the NHWC-in, NHWC-out form of the model that hls4ml reads."""
     model = ModelWrapper(onnx.ModelProto.FromString(qonnx.model.model.SerializeToString()))
-    model = cleanup_model(model)
-    model = model.transform(ConvertToChannelsLastAndClean(make_input_channels_last=True))
+    if not is_channels_last_model(model):
+        # A model that already uses qonnx's channels-last ops was cleaned up when it was loaded.
+        model = cleanup_model(model.transform(RemoveEmptyResizeRoi()))
+        model = model.transform(ConvertToChannelsLastAndClean(make_input_channels_last=True))
+        model = model.transform(ChannelsLastSpatialOps())
+        model = model.transform(RemoveConsecutiveChanFirstAndChanLastTrafos())
     model = model.transform(RemoveOutputTranspose())
     with warnings.catch_warnings():
         # GemmToMatMul warns about every Gemm opset other than 9; the rewrite is the same.
         warnings.simplefilter("ignore", UserWarning)
         model = model.transform(GemmToMatMul())
-    return cleanup_model(model)
+    return cleanup_channels_last(model)
 
 
 def lower(
@@ -163,13 +187,20 @@ def lower(
     """Convert to an hls4ml model in ``out_dir`` and set every type by interval analysis."""
     model = to_channels_last(qonnx)
     check_supported_ops(model)
-    quantizer = input_quantizer(model)
+    float_scales = None
+    hls_input = model
+    if needs_threshold_lowering(model):
+        from codesign.hls_ext.threshold import register_extension
+
+        register_extension()
+        hls_input, float_scales = lower_float_scales(model)
+    quantizer = input_quantizer(model, integer_codes=float_scales is not None)
 
     # hls4ml prints its parse trace to stdout; keep it in the debug log instead.
     trace = io.StringIO()
     with contextlib.redirect_stdout(trace):
         config = hls4ml.utils.config_from_onnx_model(
-            model, granularity="name", backend="Vitis", default_precision="fixed<16,6>"
+            hls_input, granularity="name", backend="Vitis", default_precision="fixed<16,6>"
         )
     config["Model"]["ReuseFactor"] = reuse_factor
     config["Model"]["Strategy"] = strategy
@@ -185,7 +216,7 @@ def lower(
 
     with contextlib.redirect_stdout(trace):
         hls_model = hls4ml.converters.convert_from_onnx_model(
-            model,
+            hls_input,
             output_dir=str(out_dir),
             project_name=PROJECT_NAME,
             io_type="io_stream",
@@ -199,6 +230,9 @@ def lower(
     hls_model.config.trace_output = True
 
     table = infer_precision(hls_model)
+    if float_scales is not None:
+        # The threshold and rescale templates render constants that infer_precision clamped and sized.
+        hls_model.apply_flow("vitis:apply_templates")
     output_var = hls_model.get_output_variables()[0]
     input_shape = tuple(model.get_tensor_shape(input_name))
     output_shape = tuple(model.get_tensor_shape(model.graph.output[0].name))
@@ -215,4 +249,5 @@ def lower(
         output_layout=layouts.get(len(output_shape), "channels-last"),
         reference_channels_first=is_channels_first(qonnx.model),
         hls_config=config,
+        float_scales=float_scales,
     )

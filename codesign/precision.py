@@ -35,6 +35,10 @@ from codesign.errors import UnsupportedModelError
 # may make the float reference itself round.
 FLOAT32_EXACT_BITS = 24
 
+# Precision rules of extension layers, by hls4ml class name (see codesign.hls_ext):
+# rule(layer, input intervals, record) sets the layer's types and returns its output interval.
+LAYER_RULES: dict = {}
+
 
 @dataclass(frozen=True)
 class Interval:
@@ -223,6 +227,9 @@ def infer_precision(hls_model) -> list[PrecisionEntry]:
             if "bias" in layer.weights and layer.weights["bias"].data is not None:
                 bias_var = layer.weights["bias"]
                 bias = _codes(bias_var.data, bias_var.type.precision, f"layer {layer.name!r} bias").ravel()
+                if not bias.any():
+                    # An all-zero bias (hls4ml's default for a MatMul without one) adds nothing.
+                    bias = None
             record(layer, "weight", weight_var.type.precision, Interval(int(weights.min()), int(weights.max()),
                    weight_var.type.precision.width - weight_var.type.precision.integer), "weight quantizer type")
             if bias is not None:
@@ -252,6 +259,8 @@ def infer_precision(hls_model) -> list[PrecisionEntry]:
                 _assign(output.type, precision)
                 record(layer, "result", precision, interval, "accumulator, exact")
 
+        elif kind in LAYER_RULES:
+            interval = LAYER_RULES[kind](layer, inputs, record)
 
         else:
             raise UnsupportedModelError(

@@ -21,12 +21,14 @@ import onnx
 import onnxruntime as ort
 from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.general.bipolar_quant import binary_quant
 from qonnx.custom_op.general.quant import max_int, min_int, quant
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.general import SortGraph
 from qonnx.transformation.infer_shapes import InferShapes
 
 from codesign.errors import UnsupportedModelError
+from codesign.layouts import ChannelsLastToStandardOps
 
 _QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas")
 
@@ -89,6 +91,12 @@ class QuantToStandardOps(Transformation):
     def apply(self, model: ModelWrapper):
         graph = model.graph
         for index, node in enumerate(graph.node):
+            if node.op_type == "BipolarQuant" and model.get_initializer(node.input[0]) is not None:
+                # Bipolar weights: sign (+1 at zero) times the scale, as qonnx computes it.
+                folded = binary_quant(model.get_initializer(node.input[0]), model.get_initializer(node.input[1]))
+                model.set_initializer(node.output[0], np.asarray(folded, dtype=np.float32))
+                graph.node.remove(node)
+                return model, True
             if node.op_type != "Quant":
                 continue
             params = quant_params(model, node)
@@ -133,6 +141,8 @@ class QuantToStandardOps(Transformation):
 def to_standard_onnx(model: ModelWrapper) -> ModelWrapper:
     """Return a copy of a QONNX model that onnxruntime runs with identical arithmetic."""
     model = ModelWrapper(onnx.ModelProto.FromString(model.model.SerializeToString()))
+    # qonnx's channels-last ops become standard ops between Transposes; the model keeps its NHWC tensors.
+    model = model.transform(ChannelsLastToStandardOps())
     model = model.transform(QuantToStandardOps())
     model = model.transform(InferShapes())
     for node in model.graph.node:
