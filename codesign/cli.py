@@ -16,6 +16,7 @@ from pathlib import Path
 from codesign import sources_cli
 from codesign.errors import InputError, SimulationError
 from codesign.jpeg import frontend_cli
+from codesign.sweep import jpeg_cli as sweep_jpeg_cli
 
 
 def _cmd_data(args) -> int:
@@ -185,6 +186,7 @@ def _cmd_sweep(args) -> int:
         calibration_images=args.calibration_images,
         finetune_steps=args.finetune_steps,
         verify=args.verify,
+        **sweep_jpeg_cli.arguments_from_args(args),
         jobs=args.jobs,
         scheduler=args.scheduler,
         force=args.force,
@@ -194,6 +196,10 @@ def _cmd_sweep(args) -> int:
     noun = "point" if len(result.rows) == 1 else "points"
     print(f"wrote {result.out}: {len(result.rows)} {noun} ({len(result.computed)} computed, {reused} from an "
           f"earlier run) in {result.seconds:.0f} s; see report.md and pareto.png")
+    if sweep_jpeg_cli.is_jpeg_sweep(args):
+        for line in sweep_jpeg_cli.summary_lines(result, args.board):
+            print(line)
+        return 0
     failed = [row["key"] for row in result.rows if row.get("error")]
     if failed:
         print(f"{len(failed)} of {len(result.rows)} points have no estimate or failed verification "
@@ -281,8 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("model", nargs="?", help="QAT checkpoint or float state dict (default: the bundled detector)")
     sweep.add_argument("--out", required=True, help="sweep folder to create, or to resume")
     sweep.add_argument("--board", default="pynq-z2", help="board name or board YAML file (default pynq-z2)")
-    sweep.add_argument("--weight-bits", default="2-8", help="weight bit-widths, a range or list such as 2-8 or 4,6,8")
-    sweep.add_argument("--act-bits", default="2-8", help="activation bit-widths, a range or list (default 2-8)")
+    sweep.add_argument("--weight-bits", default=None,
+                       help="weight bit-widths, a range or list such as 2-8 or 4,6,8 (default 2-8)")
+    sweep.add_argument("--act-bits", default=None, help="activation bit-widths, a range or list (default 2-8)")
     sweep.add_argument("--layer-bits", action="append", default=[], metavar="NAME=W:A",
                        help="fixed per-layer widths at every point, such as conv0=8:8 or head=8; repeatable")
     sweep.add_argument("--strategy", default="latency", help="hls4ml strategies to sweep: latency, resource or both")
@@ -298,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--jobs", type=int, default=None, help="local worker processes (default: all cores)")
     sweep.add_argument("--scheduler", help="Dask scheduler address, such as tcp://127.0.0.1:8786, instead of --jobs")
     sweep.add_argument("--force", action="store_true", help="replace a sweep in --out that has other arguments")
+    sweep_jpeg_cli.add_sweep_options(sweep)
     sweep.set_defaults(run=_cmd_sweep)
 
     frontend_cli.add_frames_command(commands)

@@ -159,3 +159,45 @@ def train(
             save_checkpoint(model, out, best)
     best["total_seconds"] = round(time.monotonic() - started, 1)
     return best
+
+
+def fine_tune(
+    model: TinyYolo,
+    pixels: np.ndarray,
+    coco: dict,
+    epochs: int,
+    learning_rate: float = 3e-4,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> list[float]:
+    """Continue QAT of a trained model for whole epochs over the given images; return the mean loss per epoch.
+
+    The learning rate decays from ``learning_rate`` to zero on a cosine, and
+    batches get the colour augmentation of ``train``. The model is left in
+    eval mode.
+    """
+    if epochs < 1:
+        raise ValueError(f"fine_tune needs at least 1 epoch, got {epochs}")
+    generator = torch.Generator().manual_seed(seed)
+    inputs = to_model_input(pixels)
+    targets = torch.from_numpy(build_targets(coco, len(pixels), model.config))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
+    steps_per_epoch = math.ceil(len(inputs) / batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs * steps_per_epoch)
+    losses = []
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(len(inputs), generator=generator)
+        total = 0.0
+        for start in range(0, len(inputs), batch_size):
+            index = order[start : start + batch_size]
+            loss = detection_loss(model(augment(inputs[index], generator)), targets[index])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            total += loss.item() * len(index)
+        losses.append(total / len(inputs))
+        log.info("fine-tune epoch %d/%d: loss %.3f", epoch + 1, epochs, losses[-1])
+    model.eval()
+    return losses

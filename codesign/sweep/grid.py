@@ -170,6 +170,8 @@ class SweepSpec:
     calibration_images: int = 256
     finetune_steps: int = 0
     verify: int = 0
+    # The JPEG grid (codesign.sweep.jpeg.JpegAxes); it replaces the bit-width grid when set.
+    jpeg: object | None = None
 
     def __post_init__(self) -> None:
         if not self.weight_bits or not self.act_bits:
@@ -188,7 +190,12 @@ class SweepSpec:
             raise InputError(f"--verify must be at least 0, got {self.verify}")
 
     def points(self) -> list[Point]:
-        """Return every point in grid order: weight bits, act bits, strategy, reuse factor."""
+        """Return every point in grid order: weight bits, act bits, strategy, reuse factor.
+
+        A JPEG sweep returns its raw RGB point, then its stream formats.
+        """
+        if self.jpeg is not None:
+            return self.jpeg.points()
         overrides = {
             "layer_weight_bits": tuple(sorted(self.layer_weight_bits.items())),
             "layer_act_bits": tuple(sorted(self.layer_act_bits.items())),
@@ -204,7 +211,8 @@ class SweepSpec:
 
     def settings(self) -> dict:
         """Return the arguments that every point's values depend on but its key does not show."""
-        return {
+        jpeg = self.jpeg.settings() if self.jpeg is not None else {}
+        return jpeg | {
             "model": self.model,
             "model_sha256": self.model_digest,
             "board": self.board,
@@ -225,4 +233,4 @@ class SweepSpec:
             "strategies": list(self.strategies),
             "reuse_factors": None if self.reuse_factors is None else list(self.reuse_factors),
             "fit": self.fit,
-        }
+        } | (self.jpeg.arguments() if self.jpeg is not None else {})

@@ -30,6 +30,12 @@ def write_results(out: Path, rows: list[dict], spec: SweepSpec, board: Board) ->
     """Write every result file into out, each through a temporary file and a rename."""
     from codesign.sweep.runner import write_json_atomic, write_text_atomic
 
+    if spec.jpeg is not None:
+        from codesign.sweep.jpeg_report import write_jpeg_results
+
+        write_jpeg_results(out, rows, spec, board)
+        return
+
     write_json_atomic(out / "results.json", [{key: row.get(key) for key in COLUMNS} for row in rows])
     write_text_atomic(out / "results.csv", format_csv(rows))
     write_text_atomic(out / "report.md", format_markdown(rows, spec, board))
@@ -38,12 +44,17 @@ def write_results(out: Path, rows: list[dict], spec: SweepSpec, board: Board) ->
 
 def format_csv(rows: list[dict]) -> str:
     """Render one CSV line per row. A fitted reuse dict becomes JSON text, and None an empty cell."""
+    return format_csv_columns(rows, COLUMNS)
+
+
+def format_csv_columns(rows: list[dict], columns: tuple[str, ...]) -> str:
+    """Render the given columns of each row as one CSV line, dicts as JSON text and None as an empty cell."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(columns)
     for row in rows:
         cells = []
-        for key in COLUMNS:
+        for key in columns:
             value = row.get(key)
             if isinstance(value, dict):
                 value = json.dumps(value, sort_keys=True)

@@ -151,7 +151,11 @@ def _model_tasks(points: list[Point], spec: SweepSpec, board: Board, weights, ou
     """Group points by bit-widths, so each group quantizes, evaluates and lowers its model once."""
     if not points:
         return []
-    blob = serialize_weights(weights)
+    if spec.jpeg is not None:
+        # A JPEG sweep measures the checkpoint itself, so its tasks carry the file.
+        blob = Path(spec.model).read_bytes()
+    else:
+        blob = serialize_weights(weights)
     digest = hashlib.sha256(blob).hexdigest()
     settings = TaskSettings(
         val_images=spec.val_images,
@@ -159,6 +163,7 @@ def _model_tasks(points: list[Point], spec: SweepSpec, board: Board, weights, ou
         finetune_steps=spec.finetune_steps,
         verify=spec.verify,
         margin=spec.margin,
+        jpeg=spec.jpeg,
     )
     groups: dict[str, list[Point]] = {}
     for point in points:

@@ -45,6 +45,8 @@ class TaskSettings:
     finetune_steps: int
     verify: int
     margin: float
+    # codesign.sweep.jpeg.JpegAxes of a JPEG sweep, whose tasks carry the checkpoint file's bytes as weights.
+    jpeg: object | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,10 @@ def compute_points(task: ModelTask) -> list[dict]:
     torch.set_num_threads(1)
     try:
         with _quiet():
+            if task.settings.jpeg is not None:
+                from codesign.sweep.jpeg import compute_jpeg_points
+
+                return compute_jpeg_points(task)
             return _compute_points(task)
     finally:
         torch.set_num_threads(threads)
