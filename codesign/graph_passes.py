@@ -37,6 +37,7 @@ from qonnx.transformation.qcdq_to_qonnx import QCDQToQuant
 from qonnx.util.cleanup import cleanup_model
 
 from codesign.errors import InputError, UnsupportedModelError
+from codesign.reference import QuantParams, quant_params
 
 log = logging.getLogger(__name__)
 
@@ -305,3 +306,162 @@ def prepare_onnx(model: ModelWrapper, input_type: str) -> tuple[ModelWrapper, Mo
     if added:
         preparation.added_input_quantizer = input_type
     return model, preparation
+
+
+def _constant_quant_codes(model: ModelWrapper, tensor: str):
+    """Return (Quant node, its parameters, integer codes) of a quantized constant, or None."""
+    producer = model.find_producer(tensor)
+    if producer is None or producer.op_type != "Quant" or model.get_initializer(producer.input[0]) is None:
+        return None
+    params = quant_params(model, producer)
+    return producer, params, params.quantize_codes(model.get_initializer(producer.input[0]))
+
+
+def _unit_scale(params: QuantParams) -> bool:
+    return bool(np.all(params.scale == 1.0) and np.all(params.zero_point == 0))
+
+
+def _source_code_range(model: ModelWrapper, source: onnx.NodeProto | None) -> tuple[int, int] | None:
+    """Return the integer code range of a MatMul input with unit scale, or None for any other input."""
+    from codesign.thresholds import THRESHOLD_OP
+
+    if source is not None and source.op_type == "Quant" and model.get_initializer(source.input[0]) is None:
+        params = quant_params(model, source)
+        return (params.code_min, params.code_max) if _unit_scale(params) else None
+    if source is not None and source.op_type == THRESHOLD_OP:
+        attributes = {a.name: helper.get_attribute_value(a) for a in source.attribute}
+        return (attributes["out_min"], attributes["out_max"]) if attributes.get("carried_scale") == 1.0 else None
+    return None
+
+
+def _batchnorm_quant_pairs(model: ModelWrapper) -> list[tuple[onnx.NodeProto, onnx.NodeProto, onnx.NodeProto]]:
+    """Return the MatMul -> BatchNormalization -> Quant chains that ``batchnorm_to_thresholds`` lowers.
+
+    A chain qualifies when the BatchNormalization feeds only that Quant and
+    the MatMul's input, its weights and the Quant all have scale 1 and zero
+    point 0. Other chains stay for the other lowering paths, which reject
+    what they cannot compute exactly.
+    """
+    chains = []
+    for batchnorm in model.get_nodes_by_op_type("BatchNormalization"):
+        matmul = model.find_producer(batchnorm.input[0])
+        consumers = model.find_consumers(batchnorm.output[0]) or []
+        if matmul is None or matmul.op_type != "MatMul" or len(consumers) != 1 or consumers[0].op_type != "Quant":
+            continue
+        weights = _constant_quant_codes(model, matmul.input[1])
+        source_range = _source_code_range(model, model.find_producer(matmul.input[0]))
+        if weights is None or source_range is None:
+            continue
+        if _unit_scale(weights[1]) and _unit_scale(quant_params(model, consumers[0])):
+            chains.append((matmul, batchnorm, consumers[0]))
+    return chains
+
+
+def needs_batchnorm_thresholds(model: ModelWrapper) -> bool:
+    """Return True when a MatMul -> BatchNormalization -> Quant chain qualifies for thresholds."""
+    return bool(_batchnorm_quant_pairs(model))
+
+
+def _reference_codes(model: ModelWrapper, batchnorm: onnx.NodeProto, quant: onnx.NodeProto,
+                     accumulators: np.ndarray, channels: int) -> np.ndarray:
+    """Run BatchNormalization -> Quant as the reference does; return the output codes per accumulator value.
+
+    The result has shape (len(accumulators), channels). Each value runs on its
+    own with the reference's per-item shape (1, channels), so onnxruntime takes
+    the same kernel path as in C simulation.
+    """
+    from codesign.reference import Reference
+
+    names = list(batchnorm.input[1:]) + list(quant.input[1:])
+    initializers = [onnx.numpy_helper.from_array(np.asarray(model.get_initializer(name)), name) for name in names]
+    graph = helper.make_graph(
+        [onnx.NodeProto.FromString(batchnorm.SerializeToString()), onnx.NodeProto.FromString(quant.SerializeToString())],
+        "codesign_batchnorm_quant",
+        [helper.make_tensor_value_info(batchnorm.input[0], onnx.TensorProto.FLOAT, [1, channels])],
+        [helper.make_tensor_value_info(quant.output[0], onnx.TensorProto.FLOAT, [1, channels])],
+        initializers,
+    )
+    opsets = [opset for opset in model.model.opset_import if opset.domain in ("", "ai.onnx")]
+    reference = Reference(ModelWrapper(helper.make_model(graph, opset_imports=opsets)), threads=1)
+    inputs = np.repeat(accumulators.astype(np.float32)[:, None], channels, axis=1)
+    params = quant_params(model, quant)
+    return np.rint(reference.run(inputs) / params.scale).astype(np.int64) - int(params.zero_point.ravel()[0])
+
+
+def _threshold_row(codes: np.ndarray, accumulators: np.ndarray, levels: range, where: str) -> list[int]:
+    """Return thresholds T_k with codes == levels.start - 1 + count(accumulators >= T_k), for ascending codes."""
+    if np.any(np.diff(codes) < 0):
+        raise UnsupportedModelError(f"{where}: the quantized output is not monotonic in the accumulator")
+    row = []
+    for level in levels:
+        reached = np.nonzero(codes >= level)[0]
+        row.append(int(accumulators[reached[0]]) if reached.size else int(accumulators[-1]) + 1)
+    return row
+
+
+def batchnorm_to_thresholds(model: ModelWrapper) -> ModelWrapper:
+    """Return a copy in which each MatMul -> BatchNormalization -> Quant chain ends in a threshold node.
+
+    The node is ``codesign.thresholds``' ``CodesignThreshold`` (FINN's
+    MultiThreshold form): output code = code_min + count(A >= T[c, k]) on the
+    integer accumulator A. Its thresholds come from running the reference's
+    own BatchNormalization and Quant on every accumulator value that the
+    MatMul can produce, so they reproduce the float32 reference bit for bit.
+    A channel whose output falls as A rises (a negative BatchNormalization
+    scale) has its weight column negated, which flips A. The rewrite is for
+    hls4ml's input only: the reference keeps the BatchNormalization.
+
+    Only chains with unit-scale, zero-point-0 input, weight and output
+    quantizers qualify (integer codes throughout, as in FINN's TFC networks).
+    A qualifying chain whose output is not monotonic in the accumulator
+    raises UnsupportedModelError naming the node.
+    """
+    from codesign.thresholds import DOMAIN, THRESHOLD_OP
+
+    model = ModelWrapper(onnx.ModelProto.FromString(model.model.SerializeToString()))
+    for matmul, batchnorm, quant in _batchnorm_quant_pairs(model):
+        where = f"node {batchnorm.name!r} (BatchNormalization)"
+        weight_node, weight_params, weight_codes = _constant_quant_codes(model, matmul.input[1])
+        low, high = _source_code_range(model, model.find_producer(matmul.input[0]))
+        output_params = quant_params(model, quant)
+        if len(model.find_consumers(weight_node.output[0])) != 1:
+            raise UnsupportedModelError(f"{where}: the MatMul's weight quantizer is shared with another node")
+
+        # Accumulator range per output channel from the real weight codes and the input code range.
+        positive = np.where(weight_codes > 0, weight_codes, 0).sum(axis=0)
+        negative = np.where(weight_codes < 0, weight_codes, 0).sum(axis=0)
+        reach = int(max(np.abs(positive * high + negative * low).max(), np.abs(positive * low + negative * high).max()))
+        accumulators = np.arange(-reach, reach + 1)
+        channels = weight_codes.shape[1]
+        codes = _reference_codes(model, batchnorm, quant, accumulators, channels)
+
+        levels = range(output_params.code_min + 1, output_params.code_max + 1)
+        rows = []
+        negated = weight_codes.copy()
+        for channel in range(channels):
+            column = codes[:, channel]
+            if np.any(np.diff(column) < 0):
+                # Falling output: negate the weights, so A' = -A, and read the codes in A' order.
+                flipped = -weight_codes[:, channel]
+                if flipped.min() < weight_params.code_min or flipped.max() > weight_params.code_max:
+                    raise UnsupportedModelError(f"{where}: channel {channel} needs negated weights that "
+                                                "its weight quantizer cannot represent")
+                negated[:, channel] = flipped
+                column = column[::-1]
+            rows.append(_threshold_row(column, accumulators, levels, f"{where} channel {channel}"))
+        model.set_initializer(weight_node.input[0], negated.astype(np.float32))
+
+        threshold = helper.make_node(
+            THRESHOLD_OP, [matmul.output[0]], [quant.output[0]], name=quant.name, domain=DOMAIN,
+            thresholds=onnx.numpy_helper.from_array(np.asarray(rows, dtype=np.int64)),
+            offset=int(output_params.code_min), out_min=int(output_params.code_min),
+            out_max=int(output_params.code_max), carried_scale=1.0,
+        )
+        index = list(model.graph.node).index(batchnorm)
+        model.graph.node.insert(index, threshold)
+        model.graph.node.remove(batchnorm)
+        model.graph.node.remove(quant)
+        log.info("%s and %s: lowered to %d thresholds per channel, evaluated on accumulators %d..%d",
+                 batchnorm.name, quant.name, len(levels), -reach, reach)
+    _drop_unused_initializers(model)
+    return model

@@ -28,6 +28,8 @@ from qonnx.util.cleanup import cleanup_model
 from codesign.boards import Board
 from codesign.errors import UnsupportedModelError
 from codesign.export import QonnxModel
+from codesign.hls_layers import prepare_for_hls4ml
+from codesign.graph_passes import batchnorm_to_thresholds, needs_batchnorm_thresholds
 from codesign.layouts import (
     ChannelsLastSpatialOps,
     RemoveEmptyResizeRoi,
@@ -194,7 +196,15 @@ def lower(
 
         register_extension()
         hls_input, float_scales = lower_float_scales(model)
+    has_thresholds = float_scales is not None
+    if needs_batchnorm_thresholds(hls_input):
+        from codesign.hls_ext.threshold import register_extension
+
+        register_extension()
+        hls_input = batchnorm_to_thresholds(hls_input)
+        has_thresholds = True
     quantizer = input_quantizer(model, integer_codes=float_scales is not None)
+    hls_input = prepare_for_hls4ml(hls_input)
 
     # hls4ml prints its parse trace to stdout; keep it in the debug log instead.
     trace = io.StringIO()
@@ -230,7 +240,7 @@ def lower(
     hls_model.config.trace_output = True
 
     table = infer_precision(hls_model)
-    if float_scales is not None:
+    if has_thresholds:
         # The threshold and rescale templates render constants that infer_precision clamped and sized.
         hls_model.apply_flow("vitis:apply_templates")
     output_var = hls_model.get_output_variables()[0]

@@ -19,12 +19,14 @@ import onnxruntime as ort
 import pytest
 import torch
 from brevitas.export import export_onnx_qcdq
+from onnx import helper
+from qonnx.core.modelwrapper import ModelWrapper
 from brevitas.quant import Int8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint, Int32Bias, Uint8ActPerTensorFixedPoint
 
 from codesign.cli import main
 from codesign.errors import InputError
 from codesign.export import export, load_qonnx
-from codesign.graph_passes import parse_fixed_type, prepare_onnx
+from codesign.graph_passes import batchnorm_to_thresholds, parse_fixed_type, prepare_onnx
 from codesign.reference import Reference
 from codesign.sources import ModuleModel, is_factory_spec
 
@@ -272,6 +274,64 @@ def test_peer_host_steps_compose_to_original(name, pre_ops, post_ops):
     assert np.array_equal(composed, expected)
 
 
+def _batchnorm_model(gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray, var: np.ndarray,
+                     weights: np.ndarray) -> ModelWrapper:
+    """Quant(2-bit, scale 1) -> MatMul(2-bit weights) -> BatchNormalization -> Quant(2-bit), as in FINN's TFC."""
+    inputs, outputs = weights.shape
+
+    def quant(source, output, name):
+        return helper.make_node("Quant", [source, "one", "zero", "two"], [output], name=name,
+                                domain="qonnx.custom_op.general", signed=1, narrow=1, rounding_mode="ROUND")
+
+    nodes = [
+        quant("x", "xq", "input_quant"),
+        quant("w", "wq", "weight_quant"),
+        helper.make_node("MatMul", ["xq", "wq"], ["acc"], name="matmul"),
+        helper.make_node("BatchNormalization", ["acc", "gamma", "beta", "mean", "var"], ["bn"], name="bn",
+                         epsilon=1e-5),
+        quant("bn", "y", "output_quant"),
+    ]
+    constants = {"one": np.float32(1), "zero": np.float32(0), "two": np.float32(2), "w": weights,
+                 "gamma": gamma, "beta": beta, "mean": mean, "var": var}
+    graph = helper.make_graph(
+        nodes, "batchnorm_quant",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, inputs])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, outputs])],
+        [onnx.numpy_helper.from_array(np.asarray(value, dtype=np.float32), name) for name, value in constants.items()],
+    )
+    return ModelWrapper(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
+
+
+def test_batchnorm_thresholds_match_reference():
+    rng = np.random.default_rng(7)
+    channels = 6
+    weights = rng.integers(-1, 2, size=(9, channels)).astype(np.float32)
+    # Channels 1 and 4 have negative BatchNormalization scales, so their output falls as the accumulator rises.
+    gamma = np.array([1.3, -0.8, 2.0, 0.7, -1.9, 1.1], dtype=np.float32)
+    beta = rng.normal(size=channels).astype(np.float32)
+    mean = rng.normal(size=channels).astype(np.float32)
+    var = rng.uniform(0.5, 4.0, size=channels).astype(np.float32)
+    model = _batchnorm_model(gamma, beta, mean, var, weights)
+    # Every input code vector of 9 values in {-1, 0, 1}.
+    codes = np.array(np.meshgrid(*[[-1, 0, 1]] * 9, indexing="ij")).reshape(9, -1).T.astype(np.float32)
+
+    rewritten = batchnorm_to_thresholds(model)
+    threshold = rewritten.get_nodes_by_op_type("CodesignThreshold")[0]
+    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in threshold.attribute}
+    table = onnx.numpy_helper.to_array(attributes["thresholds"])
+    new_weights = rewritten.get_initializer(rewritten.find_producer("wq").input[0])
+    accumulators = codes @ new_weights
+    design = attributes["offset"] + (accumulators[:, :, None] >= table[None, :, :]).sum(axis=2)
+    expected = Reference(model).run(codes)
+
+    assert all(len(np.unique(expected[:, channel])) >= 2 for channel in range(channels))
+    assert rewritten.get_nodes_by_op_type("BatchNormalization") == []
+    assert table.shape == (channels, 2)
+    assert np.array_equal(new_weights[:, [1, 4]], -weights[:, [1, 4]])
+    assert np.array_equal(new_weights[:, [0, 2, 3, 5]], weights[:, [0, 2, 3, 5]])
+    assert np.array_equal(design, expected)
+
+
 # ---- slow: convert and C-simulate ---------------------------------------------------------
 
 
@@ -421,4 +481,23 @@ def test_jet_tagger_peer_model_exact(tmp_path):
     assert (project / "host_postprocess.onnx").is_file()
     assert sim_status == 0
     assert report["values"] == 20 * 5
+    assert report["exact_fraction"] == 1.0
+
+
+@pytest.mark.slow
+def test_tfc_peer_model_exact(tmp_path):
+    project = tmp_path / "project"
+
+    status = main(["-q", "convert", str(PEER_MODELS / "tfc_2w2a.onnx"), "--out", str(project)])
+    meta = json.loads((project / "codesign.json").read_text())
+    precision = (project / "precision.md").read_text()
+    sim_status, report = _simulate(project, tmp_path)
+
+    assert status == 0
+    assert [step["role"] for step in meta["source_model"]["host_steps"]] == ["preprocess", "postprocess"]
+    assert meta["source_model"]["added_input_quantizer"] is None
+    assert meta["input"]["shape"] == [1, 784]
+    assert precision.count("thresholds per channel") == 3
+    assert sim_status == 0
+    assert report["values"] == 20 * 10
     assert report["exact_fraction"] == 1.0
