@@ -97,7 +97,16 @@ def _cmd_csim(args) -> int:
     print(f"output values:        {report.values}")
     print(f"exact-match fraction: {report.exact_fraction:.6f} ({report.exact_values}/{report.values})")
     print(f"max |difference|:     {report.max_abs_lsb:g} LSB")
-    print(f"detections identical: {identical}")
+    if report.error_bound_lsb is not None:
+        print(f"within stated bound:  {report.within_bound_values}/{report.values} outputs within "
+              f"{report.error_bound_lsb:g} LSB (float-scale output rounded to the nearest value of its type)")
+    if report.detection_differences:
+        differences = report.detection_differences
+        print(f"detections:           same classes in {differences['same_detections']}/{differences['images']} "
+              f"images, max score difference {differences['max_score_difference']:.3g}, "
+              f"max box difference {differences['max_box_difference_px']:.3g} px (outputs rounded, not identical)")
+    else:
+        print(f"detections identical: {identical}")
     for line in frontend_cli.csim_summary(report):
         print(line)
     print(f"time: build {report.build_seconds:.1f} s, reference {report.reference_seconds:.1f} s, "
@@ -116,7 +125,12 @@ def _cmd_csim(args) -> int:
     if args.json:
         data = report.to_dict() | {"total_seconds": round(elapsed, 2)}
         Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
-    print("PASS: C++ matches the reference exactly" if report.passed else "FAIL: C++ differs from the reference")
+    if not report.passed:
+        print("FAIL: C++ differs from the reference")
+    elif report.error_bound_lsb is not None:
+        print(f"PASS: C++ matches the reference within the stated bound of {report.error_bound_lsb:g} LSB")
+    else:
+        print("PASS: C++ matches the reference exactly")
     return 0 if report.passed else 1
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from codesign import tensorfile
+from codesign.detection_diff import compare_detections
 from codesign.errors import CodesignError, InputError, SimulationError
 from codesign.export import load_qonnx
 from codesign.lower import PROJECT_NAME
@@ -77,6 +78,8 @@ class CsimReport:
     # differ from the reference by up to error_bound_lsb; the project records the bound.
     error_bound_lsb: float | None = None
     within_bound_values: int | None = None
+    # With a bound, detections cannot be identical; codesign.detection_diff measures the difference.
+    detection_differences: dict | None = None
 
     @property
     def references_agree(self) -> bool:
@@ -273,12 +276,20 @@ def csim(
     trace = None
     if not within.all() and trace_on_mismatch:
         image = int(np.nonzero(~within.all(axis=1))[0][0])
-        input_nhwc = np.ldexp(codes[image].astype(np.float64), -project.meta["input"]["frac"])
+        # Real input values: codes times the input quantizer's scale (2**-frac, or a float scale that
+        # the design carries in its thresholds).
+        input_nhwc = codes[image].astype(np.float64) * float(np.unique(project.meta["input"]["quantizer"]["scale"])[0])
         trace = trace_image(project, binary, work / "inputs.bin", image, input_nhwc).to_dict()
 
     detections_identical = None
+    detection_differences = None
     detector = project.meta.get("detector")
-    if detector:
+    if detector and bound is not None:
+        shape = (count, *project.meta["output"]["shape"][1:])
+        hardware = np.ldexp(got.astype(np.float64), -frac).reshape(shape)
+        detection_differences = compare_detections(hardware, values.astype(np.float64).reshape(shape),
+                                                   detector["stride"], detector["anchor"])
+    elif detector:
         shape = (count, *project.meta["output"]["shape"][1:])
         hardware = np.ldexp(got.astype(np.float64), -frac).reshape(shape)
         software = values.astype(np.float64).reshape(shape)
@@ -304,9 +315,16 @@ def csim(
         jpeg_frontend=frame_statistics,
         error_bound_lsb=bound,
         within_bound_values=None if bound is None else int(within.sum()),
+        detection_differences=detection_differences,
     )
     write_report(project, report)
     return report
+
+
+def _detection_differences_row(differences: dict) -> str:
+    return (f"| detections of rounded outputs | same classes in {differences['same_detections']} of "
+            f"{differences['images']} images; max score difference {differences['max_score_difference']:.3g}, "
+            f"max box difference {differences['max_box_difference_px']:.3g} px |")
 
 
 def format_markdown(report: CsimReport) -> str:
@@ -324,6 +342,7 @@ def format_markdown(report: CsimReport) -> str:
         f"| max abs difference | {report.max_abs_lsb:g} LSB |",
         *([f"| within the stated bound of {report.error_bound_lsb:g} LSB (rounded float-scale output) | "
            f"{report.within_bound_values} of {report.values} |"] if report.error_bound_lsb is not None else []),
+        *([_detection_differences_row(report.detection_differences)] if report.detection_differences else []),
         f"| detections identical | {report.detections_identical} |",
         f"| build / reference / C++ seconds | {report.build_seconds} / {report.reference_seconds} / "
         f"{report.run_seconds} ({report.jobs} processes) |",

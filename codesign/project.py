@@ -224,7 +224,7 @@ def write_project(
             for e in lowered.precision_table
         ],
         "testbench": None,
-        "trace": trace_map(lowered.hls_model, lowered.channels_last),
+        "trace": trace_map(lowered.hls_model, lowered.channels_last, float_scales=lowered.float_scales is not None),
         "weight_files": {
             layer.name: {role: f"hls/firmware/weights/{variable.name}.txt" for role, variable in layer.weights.items()}
             for layer in lowered.hls_model.get_layers()

@@ -21,6 +21,7 @@ import qonnx.core.onnx_exec as oxe
 from qonnx.core.modelwrapper import ModelWrapper
 
 from codesign.errors import CodesignError
+from codesign.thresholds import scale_to_codes
 
 
 @dataclass
@@ -51,18 +52,23 @@ class TraceReport:
                 "layers": [asdict(row) for row in self.layers]}
 
 
-def trace_map(hls_model, channels_last: ModelWrapper) -> list[dict]:
+def trace_map(hls_model, channels_last: ModelWrapper, float_scales: bool = False) -> list[dict]:
     """Return, for each traced hls4ml layer, the ONNX tensor holding its reference output.
 
     hls4ml names a layer's output after the ONNX tensor it computes, except
     that a ReLU merged with the quantizer after it outputs the quantizer's
     tensor. Layers hls4ml inserted itself (zero padding) have no counterpart.
+    With ``float_scales`` (``codesign.thresholds``), only threshold layers
+    are mapped: they output quantizer codes, recorded with their scale, while
+    the accumulators hold integers without the float scales and bias.
     """
     rows = []
     tensors = {name for node in channels_last.graph.node for name in node.output}
     tensors |= {i.name for i in channels_last.graph.input}
     for layer in hls_model.get_layers():
         if not layer.get_attr("trace", False):
+            continue
+        if float_scales and layer.get_attr("carried_scale") is None:
             continue
         tensor = layer.outputs[0]
         if layer.class_name == "Input":
@@ -73,7 +79,10 @@ def trace_map(hls_model, channels_last: ModelWrapper) -> list[dict]:
         if layer.get_attr("quantizer") is not None and len(consumers) == 1 and consumers[0].op_type == "Quant":
             tensor = consumers[0].output[0]
         precision = layer.get_output_variable().type.precision
-        rows.append({"layer": layer.name, "tensor": tensor, "frac": precision.width - precision.integer})
+        row = {"layer": layer.name, "tensor": tensor, "frac": precision.width - precision.integer}
+        if float_scales:
+            row["scale"] = layer.get_attr("carried_scale")
+        rows.append(row)
     return rows
 
 
@@ -130,6 +139,8 @@ def trace_image(project, binary: Path, inputs_file: Path, image: int, input_nhwc
             continue
         hardware = got[row["layer"]]
         software = np.asarray(reference[row["tensor"]], dtype=np.float64).ravel()
+        if row.get("scale") is not None:
+            software = scale_to_codes(software, row["scale"])
         if hardware.size != software.size:
             raise CodesignError(
                 f"trace of layer {row['layer']} contains {hardware.size} values, reference tensor "

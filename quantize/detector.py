@@ -14,7 +14,7 @@ import brevitas.nn as qnn
 import torch
 from torch import nn
 
-from quantize.quantizers import ActQuant, BiasQuant, PixelInputQuant, WeightQuant
+from quantize.quantizers import POWER_OF_TWO, PixelInputQuant, quantizers_for
 
 OUTPUTS_PER_CLASS_FREE = 5  # objectness, tx, ty, tw, th
 
@@ -24,7 +24,10 @@ class DetectorConfig:
     """Architecture and bit-widths of one detector; stored in every checkpoint.
 
     ``layer_weight_bits`` and ``layer_act_bits`` override the global widths for
-    named layers (``conv0`` ... ``conv{n}``, ``head``).
+    named layers (``conv0`` ... ``conv{n}``, ``head``). ``scaling`` selects the
+    weight and activation quantizers (``quantize.quantizers.quantizers_for``):
+    ``power_of_two`` or ``float`` (Brevitas's default float-scale quantizers).
+    The input quantizer keeps its power-of-two scale 2**-8 either way.
     """
 
     image_size: int = 96
@@ -37,6 +40,7 @@ class DetectorConfig:
     layer_weight_bits: dict[str, int] = field(default_factory=dict)
     layer_act_bits: dict[str, int] = field(default_factory=dict)
     anchor: float = 28.0
+    scaling: str = POWER_OF_TWO
 
     @property
     def stride(self) -> int:
@@ -72,21 +76,23 @@ class DetectorConfig:
 
 
 def _conv(config: DetectorConfig, name: str, in_ch: int, out_ch: int, kernel: int) -> qnn.QuantConv2d:
+    weight_quant, _, bias_quant = quantizers_for(config.scaling)
     return qnn.QuantConv2d(
         in_ch,
         out_ch,
         kernel,
         padding=kernel // 2,
         bias=True,
-        weight_quant=WeightQuant,
+        weight_quant=weight_quant,
         weight_bit_width=config.weight_bits_of(name),
-        bias_quant=BiasQuant,
+        bias_quant=bias_quant,
         return_quant_tensor=True,
     )
 
 
 def _relu(config: DetectorConfig, name: str) -> qnn.QuantReLU:
-    return qnn.QuantReLU(act_quant=ActQuant, bit_width=config.act_bits_of(name), return_quant_tensor=True)
+    _, act_quant, _ = quantizers_for(config.scaling)
+    return qnn.QuantReLU(act_quant=act_quant, bit_width=config.act_bits_of(name), return_quant_tensor=True)
 
 
 class TinyYolo(nn.Module):
@@ -107,14 +113,15 @@ class TinyYolo(nn.Module):
         name = f"conv{len(config.channels)}"
         layers += [_conv(config, name, in_ch, config.final_channels, 3), _relu(config, name)]
         self.features = nn.Sequential(*layers)
+        weight_quant, _, bias_quant = quantizers_for(config.scaling)
         head = qnn.QuantConv2d(
             config.final_channels,
             config.outputs_per_cell,
             1,
             bias=True,
-            weight_quant=WeightQuant,
+            weight_quant=weight_quant,
             weight_bit_width=config.weight_bits_of("head"),
-            bias_quant=BiasQuant,
+            bias_quant=bias_quant,
             return_quant_tensor=False,
         )
         self.head = head

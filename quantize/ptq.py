@@ -9,10 +9,15 @@ Brevitas 0.13. For a QAT checkpoint, a calibrated threshold above the one that
 QAT learned is lowered to it (``limit_thresholds``). Weight scales need no
 data, because the power-of-two weight quantizer derives them from each
 tensor's maximum. An optional short QAT fine-tune follows.
+
+With ``DetectorConfig(scaling="float")`` the same steps re-quantize a
+checkpoint with Brevitas's default float-scale quantizers; ``python -m
+quantize.ptq --quantizers float --out FILE`` does it for the bundled detector.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import re
 from dataclasses import dataclass, field, replace
@@ -24,7 +29,8 @@ import torch
 from brevitas.graph.calibrate import calibration_mode
 
 from quantize.dataset import DatasetSpec
-from quantize.detector import OUTPUTS_PER_CLASS_FREE, DetectorConfig, TinyYolo, load_checkpoint
+from quantize.detector import OUTPUTS_PER_CLASS_FREE, DetectorConfig, TinyYolo, load_checkpoint, save_checkpoint
+from quantize.quantizers import FLOAT, SCALINGS
 from quantize.train import augment, build_targets, detection_loss, to_model_input
 
 log = logging.getLogger(__name__)
@@ -226,7 +232,9 @@ def limit_thresholds(model: TinyYolo, thresholds: dict[str, float]) -> None:
     that is wider than the learned one changes what the later layers see. The
     Brevitas power-of-two activation quantizer stores log2 of the threshold in
     ``scaling_impl.value`` and uses scale = 2**ceil(value) / 2**bits, so the
-    clipping point stays the same at every bit-width.
+    clipping point stays the same at every bit-width. The float activation
+    quantizer (``Uint8ActPerTensorFloat``) stores its largest output, scale *
+    (2**bits - 1), in ``scaling_impl.value``.
     """
     quantizers = _activation_quantizers(model)
     with torch.no_grad():
@@ -235,6 +243,13 @@ def limit_thresholds(model: TinyYolo, thresholds: dict[str, float]) -> None:
             if relu is None:
                 continue
             scaling = relu.act_quant.fused_activation_quant_proxy.tensor_quant.scaling_impl
+            if model.config.scaling == FLOAT:
+                steps = 2.0 ** float(relu.act_quant.bit_width())
+                largest = threshold * (steps - 1) / steps
+                if float(scaling.value) > largest:
+                    log.debug("%s: largest output %.4g lowered to the QAT one %.4g", name, float(scaling.value), largest)
+                    scaling.value.fill_(largest)
+                continue
             calibrated = float(relu.act_quant.scale()) * 2.0 ** float(relu.act_quant.bit_width())
             if calibrated > threshold:
                 scaling.value.fill_(float(np.log2(threshold)))
@@ -272,3 +287,64 @@ def finetune(model: TinyYolo, pixels: np.ndarray, coco: dict, settings: PtqSetti
     model.eval()
     log.debug("fine-tuned %d steps, last loss %.3f", settings.finetune_steps, loss.item())
     return float(loss.item())
+
+
+def requantize_checkpoint(
+    source: str | Path | None,
+    out: Path,
+    scaling: str,
+    settings: PtqSettings = PtqSettings(),
+    val_images: int = 1000,
+) -> dict:
+    """Re-quantize a checkpoint's weights with the quantizers of ``scaling``; save it with its val mAP@0.5.
+
+    Calibration reads the first ``settings.calibration_images`` images of the
+    generated PTQ train split; nothing is downloaded. Returns the metrics
+    stored in the new checkpoint.
+    """
+    from codesign.quantize import BUNDLED_CHECKPOINT
+    from quantize.dataset import DatasetSpec, generate, load_images
+    from quantize.train import evaluate_map
+
+    path = Path(source) if source is not None else BUNDLED_CHECKPOINT
+    weights = load_float_weights(path)
+    config = replace(weights.config, scaling=scaling)
+    train_count = settings.calibration_images if settings.finetune_steps == 0 else None
+    train_pixels, train_coco = load_images(generate(spec=PTQ_TRAIN_SPEC, splits=("train",)), "train", train_count)
+    model = post_training_quantize(weights, config, train_pixels, settings, train_coco)
+    val_pixels, val_coco = load_images(generate(spec=DatasetSpec(), splits=("val",)), "val", val_images)
+    metrics = {
+        "val_map50": float(evaluate_map(model, val_pixels, val_coco)),
+        "val_images": int(len(val_pixels)),
+        "source": str(path),
+        "source_val_map50": weights.metrics.get("val_map50"),
+        "ptq_calibration_images": settings.calibration_images,
+        "ptq_finetune_steps": settings.finetune_steps,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(model, out, metrics)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m quantize.ptq",
+        description="Re-quantize a detector checkpoint by post-training quantization.",
+    )
+    parser.add_argument("--checkpoint", default=None, help="codesign checkpoint or float state dict (default: bundled)")
+    parser.add_argument("--quantizers", choices=SCALINGS, default=FLOAT,
+                        help="weight and activation quantizers: power_of_two or float (Brevitas defaults)")
+    parser.add_argument("--calibration-images", type=int, default=PtqSettings.calibration_images,
+                        help="generated train images for activation calibration")
+    parser.add_argument("--val-images", type=int, default=1000, help="val images for mAP@0.5")
+    parser.add_argument("--out", type=Path, required=True, help="output checkpoint (.pt)")
+    args = parser.parse_args(argv)
+    settings = PtqSettings(calibration_images=args.calibration_images)
+    metrics = requantize_checkpoint(args.checkpoint, args.out, args.quantizers, settings, args.val_images)
+    print(f"wrote {args.out}: val mAP@0.5 {metrics['val_map50']:.4f} on {metrics['val_images']} images "
+          f"(source {metrics['source_val_map50']})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -21,6 +21,7 @@ from brevitas.quant import (
     Int8WeightPerChannelFloat,
     Int8WeightPerTensorFloat,
     ShiftedUint8ActPerTensorFloat,
+    SignedBinaryActPerTensorConst,
     SignedBinaryWeightPerTensorConst,
     Uint8ActPerTensorFloat,
 )
@@ -220,3 +221,47 @@ def test_float_output_within_stated_bound(tmp_path):
     assert report["within_bound_values"] == report["values"]
     assert report["max_abs_lsb"] <= RESCALED_OUTPUT_BOUND_LSB
     assert report["passed"] is True
+
+
+@pytest.mark.slow
+def test_bipolar_activation_rejected_with_node_name(tmp_path, capsys):
+    module = torch.nn.Sequential(
+        qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, return_quant_tensor=True),
+        qnn.QuantLinear(8, 4, bias=True, weight_quant=Int8WeightPerTensorFloat, return_quant_tensor=False),
+        qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst, return_quant_tensor=True),
+    )
+    _calibrate(module, (1, 8))
+    qonnx = export(_Exportable(module, (1, 8)), tmp_path / "export")
+
+    status = main(["convert", str(qonnx.path), "--out", str(tmp_path / "project")])
+    error = capsys.readouterr().err
+
+    assert status == 2
+    assert "(BipolarQuant)" in error
+    assert "bipolar activations are not supported" in error
+    assert len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "project").exists()
+
+
+@pytest.mark.slow
+def test_float_scale_detector_within_bound(tmp_path):
+    from quantize.detector import DetectorConfig, TinyYolo, save_checkpoint
+    from quantize.ptq import calibrate
+
+    torch.manual_seed(8)
+    config = DetectorConfig(channels=(4, 8), final_channels=8, scaling="float")
+    model = TinyYolo(config)
+    pixels = np.random.default_rng(8).integers(0, 256, size=(16, 96, 96, 3), dtype=np.uint8)
+    calibrate(model, pixels, batch_size=16)
+    checkpoint = tmp_path / "float.pt"
+    save_checkpoint(model, checkpoint)
+    project = tmp_path / "project"
+
+    assert main(["-q", "convert", str(checkpoint), "--out", str(project), "--tb-images", "2"]) == 0
+    status = main(["-q", "csim", str(project), "--count", "4", "--json", str(tmp_path / "r.json")])
+    report = json.loads((tmp_path / "r.json").read_text())
+
+    assert status == 0
+    assert report["within_bound_values"] == report["values"]
+    assert report["max_abs_lsb"] <= RESCALED_OUTPUT_BOUND_LSB
+    assert report["detection_differences"]["images"] == 4
