@@ -65,4 +65,9 @@ def export(quantized: QuantizedModel, out_dir: Path) -> QonnxModel:
 
 def load_qonnx(path: Path) -> QonnxModel:
     """Load and clean up a QONNX file written by this stage or by another tool."""
-    return QonnxModel(path=Path(path), model=cleanup_model(ModelWrapper(str(path))))
+    from codesign.layouts import cleanup_channels_last, is_channels_last_model
+
+    model = ModelWrapper(str(path))
+    if is_channels_last_model(model):
+        return QonnxModel(path=Path(path), model=cleanup_channels_last(model))
+    return QonnxModel(path=Path(path), model=cleanup_model(model))

@@ -28,6 +28,7 @@ from qonnx.util.cleanup import cleanup_model
 from codesign.boards import Board
 from codesign.errors import UnsupportedModelError
 from codesign.export import QonnxModel
+from codesign.hls_layers import prepare_for_hls4ml
 from codesign.graph_passes import batchnorm_to_thresholds, needs_batchnorm_thresholds
 from codesign.layouts import (
     ChannelsLastSpatialOps,
@@ -203,6 +204,7 @@ def lower(
         hls_input = batchnorm_to_thresholds(hls_input)
         has_thresholds = True
     quantizer = input_quantizer(model, integer_codes=float_scales is not None)
+    hls_input = prepare_for_hls4ml(hls_input)
 
     # hls4ml prints its parse trace to stdout; keep it in the debug log instead.
     trace = io.StringIO()

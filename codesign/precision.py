@@ -23,7 +23,9 @@ C++ computes the reference's values exactly.
 
 from __future__ import annotations
 
+import copy
 import math
+from fractions import Fraction
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,10 +116,16 @@ def _codes(values: np.ndarray, precision: FixedPrecisionType, where: str) -> np.
 
 
 def _assign(named_type, precision: FixedPrecisionType) -> None:
-    """Give an hls4ml type a new fixed precision, keeping the backend's C++ definition class."""
+    """Give an hls4ml type a new fixed precision, keeping the backend's C++ definition class.
+
+    hls4ml may share one precision object between several types (a
+    concatenation's result and its input's), so the type gets a copy.
+    """
     target = named_type.precision
     if not isinstance(target, FixedPrecisionType):
         raise UnsupportedModelError(f"type {named_type.name} is {target}, not fixed-point")
+    target = copy.copy(target)
+    named_type.precision = target
     target.width = precision.width
     target.integer = precision.integer
     target.signed = precision.signed
@@ -174,6 +182,55 @@ def _quantized_interval(source: Interval, precision: FixedPrecisionType, relu: b
     return Interval(max(limits.lo, lo), min(limits.hi, hi), limits.frac)
 
 
+def _dyadic(value: float, where: str) -> tuple[int, int]:
+    """Return (code, frac) with ``value == code * 2**-frac`` and the smallest frac >= 0."""
+    fraction = Fraction(value)
+    frac = fraction.denominator.bit_length() - 1
+    if fraction.denominator != 1 << frac:
+        raise UnsupportedModelError(f"{where}: {value!r} is not a binary fraction")
+    return int(fraction * (1 << frac)), frac
+
+
+def _leaky_relu_interval(layer, source: Interval) -> tuple[Interval, Interval, FixedPrecisionType, str]:
+    """Return the output interval, alpha's code and alpha's type of hls4ml's ``leaky_relu``: x > 0 ? x : alpha * x.
+
+    The C++ multiplies the input by alpha held in ``param_t`` at full product
+    precision, so the output needs the fractional bits of both. The float32
+    reference computes ``alpha * x`` exactly only while the product's integer
+    code fits float32's 24-bit significand; beyond that the model is rejected.
+    """
+    alpha = float(layer.get_attr("activ_param"))
+    where = f"layer {layer.name!r} (LeakyReLU) alpha"
+    code, alpha_frac = _dyadic(alpha, where)
+    largest = max(abs(source.lo), abs(source.hi)) * abs(code)
+    if largest >= 1 << FLOAT32_EXACT_BITS:
+        raise UnsupportedModelError(
+            f"{where} {alpha!r} = {code} * 2^-{alpha_frac}: alpha * x needs up to {largest.bit_length()} significant "
+            f"bits, so the float32 reference rounds it; use an alpha with fewer bits (e.g. 0.125 or 13/128)"
+        )
+    param = exact_type(Interval(code, code, alpha_frac))
+    positive = (max(source.lo, 0) << alpha_frac, max(source.hi, 0) << alpha_frac)
+    negative = (min(source.lo, 0) * code, min(source.hi, 0) * code)
+    values = (*positive, *negative)
+    interval = Interval(min(values), max(values), source.frac + alpha_frac)
+    reason = f"x or alpha * x with alpha {alpha!r} = {code} * 2^-{alpha_frac}, exact"
+    return interval, Interval(code, code, alpha_frac), param, reason
+
+
+def _aligned(sources: list[Interval]) -> list[Interval]:
+    """Rescale intervals to the finest LSB among them; shifting left is exact."""
+    frac = max(source.frac for source in sources)
+    return [source.rescale(frac) for source in sources]
+
+
+def _depthwise_columns(layer, weights: np.ndarray) -> np.ndarray:
+    """Return depthwise weights as (kernel taps, output channels) so each column sums one channel."""
+    channels = layer.get_attr("n_chan") * layer.get_attr("depth_multiplier", 1)
+    if weights.size % channels:
+        raise UnsupportedModelError(f"layer {layer.name!r}: depthwise weights {weights.shape} do not split into {channels} channels")
+    return weights.reshape(-1, channels)
+
+
 def infer_precision(hls_model) -> list[PrecisionEntry]:
     """Set every type of an hls4ml model to its exact width; return the precision table."""
     table: list[PrecisionEntry] = []
@@ -220,7 +277,7 @@ def infer_precision(hls_model) -> list[PrecisionEntry]:
             _assign(layer.types["accum_t"], precision)
             record(layer, "result", precision, interval, "max pooling keeps the input type")
 
-        elif kind in ("Conv1D", "Conv2D", "PointwiseConv1D", "PointwiseConv2D", "Dense"):
+        elif kind in ("Conv1D", "Conv2D", "PointwiseConv1D", "PointwiseConv2D", "DepthwiseConv1D", "DepthwiseConv2D", "Dense"):
             weight_var = layer.weights["weight"]
             weights = _codes(weight_var.data, weight_var.type.precision, f"layer {layer.name!r} weights")
             bias = None
@@ -243,6 +300,8 @@ def infer_precision(hls_model) -> list[PrecisionEntry]:
             if layer.get_attr("_weights_transposed", False):
                 # hls4ml's Resource strategy stores the output channel first; move it last.
                 weights = np.moveaxis(weights, 0, -1)
+            if kind.startswith("Depthwise"):
+                weights = _depthwise_columns(layer, weights)
             interval, reason = _matmul_interval(layer, weights, bias, inputs[0])
             precision = exact_type(interval, signed=True)
             _assign(layer.types["accum_t"], precision)
@@ -258,6 +317,53 @@ def infer_precision(hls_model) -> list[PrecisionEntry]:
             else:
                 _assign(output.type, precision)
                 record(layer, "result", precision, interval, "accumulator, exact")
+
+        elif kind in ("LeakyReLU", "ParametrizedActivation") and layer.get_attr("activation", "").lower() == "leakyrelu":
+            interval, alpha, param, reason = _leaky_relu_interval(layer, inputs[0])
+            _assign(layer.get_attr("param_t"), param)
+            record(layer, "param", param, alpha, "alpha, exact")
+            if layer.get_attr("quantizer") is not None:
+                # MergeLinearActivation moved the following Quant into this layer: the cast of x or
+                # alpha * x (both exact at full product precision) to the quantizer type rounds and saturates.
+                precision = _precision_of(layer)
+                interval = _quantized_interval(interval, precision, relu=False)
+                reason = f"merged quantizer type of {reason}: round half to even, saturate"
+            else:
+                precision = exact_type(interval)
+                _assign(output.type, precision)
+            record(layer, "result", precision, interval, reason)
+
+        elif kind == "Clone":
+            # nnet::clone_stream copies its input into streams of one type, the first output's.
+            interval = inputs[0]
+            precision = layer.get_input_variable().type.precision
+            for name in layer.outputs:
+                _assign(layer.get_output_variable(name).type, precision)
+            record(layer, "result", precision, interval, "stream copies keep the input type")
+
+        elif kind == "Resize":
+            # nnet::resize_nearest copies input elements into an output of the input's type.
+            interval = inputs[0]
+            precision = layer.get_input_variable().type.precision
+            _assign(output.type, precision)
+            record(layer, "result", precision, interval, "nearest resize copies values: input type")
+
+        elif kind == "Concatenate":
+            aligned = _aligned(inputs)
+            interval = Interval(min(a.lo for a in aligned), max(a.hi for a in aligned), aligned[0].frac)
+            precision = exact_type(interval)
+            _assign(output.type, precision)
+            record(layer, "result", precision, interval, "both inputs at the finer LSB, exact")
+
+        elif kind == "Merge" and layer.get_attr("op") == "add":
+            aligned = _aligned(inputs)
+            interval = Interval(sum(a.lo for a in aligned), sum(a.hi for a in aligned), aligned[0].frac)
+            precision = exact_type(interval)
+            reason = "sum of both inputs at the finer LSB, exact"
+            if precision.width > FLOAT32_EXACT_BITS:
+                reason += f"; NOTE: wider than {FLOAT32_EXACT_BITS} bits, the float32 reference may round"
+            _assign(output.type, precision)
+            record(layer, "result", precision, interval, reason)
 
         elif kind in LAYER_RULES:
             interval = LAYER_RULES[kind](layer, inputs, record)

@@ -21,6 +21,7 @@ import qonnx.core.onnx_exec as oxe
 from qonnx.core.modelwrapper import ModelWrapper
 
 from codesign.errors import CodesignError
+from codesign.layouts import ChannelsLastToStandardOps
 from codesign.thresholds import scale_to_codes
 
 
@@ -108,7 +109,9 @@ def _reference_tensors(channels_last_path: Path, input_nhwc: np.ndarray) -> dict
     ops, which onnxruntime cannot run; qonnx executes them (and Quant) node
     by node.
     """
-    model = ModelWrapper(str(channels_last_path))
+    # Standard ops between Transposes compute what qonnx's channels-last ops compute, and qonnx's executor
+    # runs them: its own channels-last MaxPool fails on the ceil_mode attribute (qonnx 1.0.0).
+    model = ModelWrapper(str(channels_last_path)).transform(ChannelsLastToStandardOps())
     input_name = model.graph.input[0].name
     # qonnx runs each channels-last node through onnxruntime, which warns about
     # the node's opset on every call; those warnings are noise here.
