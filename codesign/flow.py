@@ -17,7 +17,7 @@ from codesign.bitstream import write_bitstream_project
 from codesign.boards import load_board
 from codesign.errors import InputError
 from codesign.export import QonnxModel, export, load_qonnx
-from codesign.graph_passes import prepare_onnx
+from codesign.graph_passes import host_step_notes, prepare_onnx
 from codesign.jpeg.encode import JpegSettings
 from codesign.lower import lower
 from codesign.project import META_FILE, Project, write_project
@@ -164,8 +164,12 @@ def _convert_onnx(
         step.model.save(str(root / step.file))
     lowered = lower(qonnx, board, root / "hls", reuse_factor=reuse_factor, strategy=strategy)
     project = write_project(lowered, qonnx, board, root, source, None, None, None, tb_items=tb_images)
-    # codesign.json records what runs on the host, so that users and later stages can read it.
+    # codesign.json and precision.md record what runs on the host, so that users and later stages can read it.
     project.meta["source_model"] = preparation.to_dict()
     (root / META_FILE).write_text(json.dumps(project.meta, indent=2) + "\n")
+    notes = host_step_notes(preparation)
+    if notes:
+        with (root / "precision.md").open("a") as precision:
+            precision.write(notes)
     write_bitstream_project(project, board)
     return project

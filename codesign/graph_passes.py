@@ -107,7 +107,9 @@ def _is_constant(model: ModelWrapper, name: str) -> bool:
     return name == "" or model.get_initializer(name) is not None
 
 
-def _host_model(model: ModelWrapper, nodes: list[onnx.NodeProto], inputs: list[str], outputs: list[str]) -> ModelWrapper:
+def _host_model(
+    model: ModelWrapper, nodes: list[onnx.NodeProto], inputs: list[str], outputs: list[str]
+) -> ModelWrapper:
     """Build a standalone model of ``nodes`` with the given graph inputs and outputs."""
     used = {name for node in nodes for name in node.input}
     initializers = [init for init in model.graph.initializer if init.name in used]
@@ -292,6 +294,23 @@ def add_input_quantizer(model: ModelWrapper, type_text: str) -> tuple[ModelWrapp
     return cleanup_model(model), True
 
 
+def host_step_notes(preparation: ModelPreparation) -> str:
+    """Return a Markdown section on the host-side steps and an added input quantizer, or "" when there are none."""
+    lines = []
+    for step in preparation.host_steps:
+        where = "before" if step.role == "preprocess" else "after"
+        lines.append(f"- {step.role}: {' -> '.join(step.ops)} runs on the host {where} the design "
+                     f"(`{step.file}`). The reference leaves it out too, so C simulation compares the design's "
+                     f"{'input codes' if step.role == 'preprocess' else 'output'} exactly, not the source model's "
+                     f"{'input' if step.role == 'preprocess' else 'final output'}.")
+    if preparation.added_input_quantizer:
+        lines.append(f"- input: the source model had no input quantizer, so a `{preparation.added_input_quantizer}` "
+                     "quantizer was added; the design is exact for inputs that this type represents.")
+    if not lines:
+        return ""
+    return "\n## Host-side steps\n\n" + "\n".join(lines) + "\n"
+
+
 def prepare_onnx(model: ModelWrapper, input_type: str) -> tuple[ModelWrapper, ModelPreparation]:
     """Apply every pass in order: QCDQ to QONNX, host-side steps, input quantizer."""
     preparation = ModelPreparation()
@@ -375,7 +394,7 @@ def _reference_codes(model: ModelWrapper, batchnorm: onnx.NodeProto, quant: onnx
     names = list(batchnorm.input[1:]) + list(quant.input[1:])
     initializers = [onnx.numpy_helper.from_array(np.asarray(model.get_initializer(name)), name) for name in names]
     graph = helper.make_graph(
-        [onnx.NodeProto.FromString(batchnorm.SerializeToString()), onnx.NodeProto.FromString(quant.SerializeToString())],
+        [onnx.NodeProto.FromString(node.SerializeToString()) for node in (batchnorm, quant)],
         "codesign_batchnorm_quant",
         [helper.make_tensor_value_info(batchnorm.input[0], onnx.TensorProto.FLOAT, [1, channels])],
         [helper.make_tensor_value_info(quant.output[0], onnx.TensorProto.FLOAT, [1, channels])],

@@ -103,17 +103,17 @@ def _load_error_summary(message: str) -> str:
         if line.startswith(("Missing key(s)", "Unexpected key(s)")):
             label, _, keys = line.partition(":")
             names = re.findall(r'"([^"]+)"', keys)
-            parts.append(f"{label.split(' ')[0].lower()} keys {_first(names)}")
+            parts.append(f"{label.split(' ')[0].lower()} keys {_name_list(names)}")
         elif line.startswith("size mismatch for"):
             parts.append(line.rstrip("."))
     return "; ".join(parts[:4]) or message.strip().splitlines()[0]
 
 
-def _first(names: list[str], count: int = 3) -> str:
+def _name_list(names: list[str], count: int = 3) -> str:
     if not names:
         return "none"
-    shown = ", ".join(names[:count])
-    return f"{len(names)} ({shown}{', ...' if len(names) > count else ''})"
+    listed = ", ".join(names[:count])
+    return f"{len(names)} ({listed}{', ...' if len(names) > count else ''})"
 
 
 def _input_shape(module: nn.Module, options: SourceOptions, spec: str) -> tuple[int, ...]:

@@ -64,7 +64,8 @@ def add_convert_options(parser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = CONVERT_EPILOG
     group = parser.add_argument_group("module and ONNX sources")
-    group.add_argument("--state-dict", metavar="FILE", help="PyTorch state dict to load into a pkg.module:factory model")
+    group.add_argument("--state-dict", metavar="FILE",
+                       help="PyTorch state dict to load into a pkg.module:factory model")
     group.add_argument("--input-shape", metavar="N,C,H,W",
                        help="input shape of a pkg.module:factory model, such as 1,3,96,96 "
                             "(default: the module's input_shape attribute)")

@@ -21,7 +21,12 @@ import torch
 from brevitas.export import export_onnx_qcdq
 from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
-from brevitas.quant import Int8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint, Int32Bias, Uint8ActPerTensorFixedPoint
+from brevitas.quant import (
+    Int8ActPerTensorFixedPoint,
+    Int8WeightPerTensorFixedPoint,
+    Int32Bias,
+    Uint8ActPerTensorFixedPoint,
+)
 
 from codesign.cli import main
 from codesign.errors import InputError
@@ -31,6 +36,7 @@ from codesign.reference import Reference
 from codesign.sources import ModuleModel, is_factory_spec
 
 PEER_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "peer-models"
+needs_peer_models = pytest.mark.skipif(not PEER_MODELS.is_dir(), reason=f"peer models not found in {PEER_MODELS}")
 
 # A Brevitas module and a float module that the factory tests import from the current folder.
 QUANT_MODULE = """
@@ -243,6 +249,7 @@ def _run_host_model(model, array: np.ndarray) -> np.ndarray:
     return session.run(None, {session.get_inputs()[0].name: array})[0]
 
 
+@needs_peer_models
 @pytest.mark.parametrize(
     ("name", "pre_ops", "post_ops"),
     [
@@ -256,7 +263,7 @@ def test_peer_host_steps_compose_to_original(name, pre_ops, post_ops):
     steps = {step.role: step for step in preparation.host_steps}
     shape = original.get_tensor_shape(original.graph.input[0].name)
     rng = np.random.default_rng(0)
-    # On-grid inputs: the TFC input is a pixel value in [0, 1]; the jet tagger's added quantizer is fixed<16,6>.
+    # On-grid inputs. The TFC input is a pixel value in [0, 1], and the jet tagger gets an added fixed<16,6> quantizer.
     if name == "tfc_2w2a":
         inputs = rng.integers(0, 256, size=(8, *shape[1:])).astype(np.float32) / 255.0
     else:
@@ -454,8 +461,8 @@ def test_float_module_calibrated_exact(tmp_path, module_folder):
     status = main(["-q", "convert", f"{name}_float:build", "--input-shape", "1,3,16,16", "--calibrate", str(images),
                    "--weight-bits", "6", "--act-bits", "6", "--out", str(project), "--tb-images", "4"])
     qonnx = load_qonnx(project / "model.qonnx.onnx").model
-    activation_bits = sorted({float(qonnx.get_initializer(node.input[3])) for node in qonnx.get_nodes_by_op_type("Quant")
-                              if qonnx.get_initializer(node.input[0]) is None})
+    activations = [node for node in qonnx.get_nodes_by_op_type("Quant") if qonnx.get_initializer(node.input[0]) is None]
+    activation_bits = sorted({float(qonnx.get_initializer(node.input[3])) for node in activations})
     sim_status, report = _simulate(project, tmp_path)
 
     assert status == 0
@@ -466,6 +473,7 @@ def test_float_module_calibrated_exact(tmp_path, module_folder):
 
 
 @pytest.mark.slow
+@needs_peer_models
 def test_jet_tagger_peer_model_exact(tmp_path):
     project = tmp_path / "project"
 
@@ -479,12 +487,14 @@ def test_jet_tagger_peer_model_exact(tmp_path):
     ]
     assert meta["source_model"]["added_input_quantizer"] == "fixed<16,6>"
     assert (project / "host_postprocess.onnx").is_file()
+    assert "postprocess: Softmax runs on the host" in (project / "precision.md").read_text()
     assert sim_status == 0
     assert report["values"] == 20 * 5
     assert report["exact_fraction"] == 1.0
 
 
 @pytest.mark.slow
+@needs_peer_models
 def test_tfc_peer_model_exact(tmp_path):
     project = tmp_path / "project"
 
