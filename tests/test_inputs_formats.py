@@ -30,10 +30,10 @@ from brevitas.quant import (
 
 from codesign.cli import main
 from codesign.errors import InputError
-from codesign.export import export, load_qonnx
+from codesign.export import load_qonnx
 from codesign.graph_passes import batchnorm_to_thresholds, parse_fixed_type, prepare_onnx
 from codesign.reference import Reference
-from codesign.sources import ModuleModel, is_factory_spec
+from codesign.sources import is_factory_spec
 
 PEER_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "peer-models"
 needs_peer_models = pytest.mark.skipif(not PEER_MODELS.is_dir(), reason=f"peer models not found in {PEER_MODELS}")
@@ -351,65 +351,18 @@ def test_module_factory_with_state_dict_exact(tmp_path, module_folder):
     status = main(["-q", "convert", f"{name}:build", "--state-dict", str(state), "--out", str(project),
                    "--tb-images", "4"])
     meta = json.loads((project / "codesign.json").read_text())
+    qonnx = load_qonnx(project / "model.qonnx.onnx").model
+    # Each QuantConv2d keeps its Int32Bias quantizer as a Quant node in front of the bias, not a folded constant.
+    bias_quantizers = [qonnx.find_producer(conv.input[2]) for conv in qonnx.get_nodes_by_op_type("Conv")]
     sim_status, report = _simulate(project, tmp_path)
 
     assert status == 0
     assert meta["source"] == f"{name}:build"
+    assert [node.op_type for node in bias_quantizers] == ["Quant", "Quant"]
+    assert [float(qonnx.get_initializer(node.input[3])) for node in bias_quantizers] == [32.0, 32.0]
     assert meta["input"]["reference_shape"] == [1, 3, 8, 8]
     assert sim_status == 0
     assert report["values"] == 20 * 8 * 8 * 3
-    assert report["exact_fraction"] == 1.0
-
-
-@pytest.mark.slow
-def test_int32_bias_quantizer_kept_exact(tmp_path):
-    torch.manual_seed(4)
-    module = torch.nn.Sequential(
-        qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, return_quant_tensor=True),
-        qnn.QuantConv2d(3, 4, 3, padding=1, bias=True, weight_quant=Int8WeightPerTensorFixedPoint,
-                        weight_bit_width=6, bias_quant=Int32Bias, return_quant_tensor=True),
-        qnn.QuantReLU(act_quant=Uint8ActPerTensorFixedPoint, bit_width=6),
-    )
-    _calibrate(module, (1, 3, 8, 8))
-    qonnx = export(ModuleModel(module, (1, 3, 8, 8), "test"), tmp_path / "export")
-    conv = qonnx.model.get_nodes_by_op_type("Conv")[0]
-    bias_quant = qonnx.model.find_producer(conv.input[2])
-    project = tmp_path / "project"
-
-    status = main(["-q", "convert", str(qonnx.path), "--out", str(project), "--tb-images", "4"])
-    sim_status, report = _simulate(project, tmp_path)
-
-    assert bias_quant is not None
-    assert bias_quant.op_type == "Quant"
-    assert float(qonnx.model.get_initializer(bias_quant.input[3])) == 32
-    assert status == 0
-    assert sim_status == 0
-    assert report["exact_fraction"] == 1.0
-
-
-@pytest.mark.slow
-def test_output_quantizer_without_relu_exact(tmp_path):
-    # hls4ml merges a Quant that directly follows a dense layer into that layer's result type.
-    torch.manual_seed(6)
-    module = torch.nn.Sequential(
-        qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, return_quant_tensor=True),
-        qnn.QuantLinear(16, 8, bias=True, weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=6,
-                        bias_quant=Int32Bias, output_quant=Int8ActPerTensorFixedPoint, output_bit_width=5,
-                        return_quant_tensor=False),
-    )
-    _calibrate(module, (1, 16))
-    qonnx = export(ModuleModel(module, (1, 16), "test"), tmp_path / "export")
-    last = qonnx.model.find_producer(qonnx.output_name)
-    project = tmp_path / "project"
-
-    status = main(["-q", "convert", str(qonnx.path), "--out", str(project), "--tb-images", "4"])
-    meta = json.loads((project / "codesign.json").read_text())
-    sim_status, report = _simulate(project, tmp_path)
-
-    assert last.op_type == "Quant"
-    assert status == 0
-    assert meta["output"]["width"] == 5
-    assert sim_status == 0
     assert report["exact_fraction"] == 1.0
 
 
@@ -463,10 +416,14 @@ def test_float_module_calibrated_exact(tmp_path, module_folder):
     qonnx = load_qonnx(project / "model.qonnx.onnx").model
     activations = [node for node in qonnx.get_nodes_by_op_type("Quant") if qonnx.get_initializer(node.input[0]) is None]
     activation_bits = sorted({float(qonnx.get_initializer(node.input[3])) for node in activations})
+    # The last convolution has no ReLU, so its output quantizer directly follows it; hls4ml merges the two.
+    last = qonnx.find_producer(qonnx.graph.output[0].name)
     sim_status, report = _simulate(project, tmp_path)
 
     assert status == 0
     assert activation_bits == [6.0, 8.0]
+    assert last.op_type == "Quant"
+    assert qonnx.find_producer(last.input[0]).op_type == "Conv"
     assert sim_status == 0
     assert report["values"] == 20 * 8 * 8 * 5
     assert report["exact_fraction"] == 1.0
