@@ -82,7 +82,7 @@ def _cmd_csim(args) -> int:
         return 0 if run.passed else 1
     started = time.monotonic()
     report = csim(project, count=args.count, jobs=args.jobs, progress=not args.quiet, sanitize=args.sanitize,
-                  all_references=args.references == "all")
+                  all_references=args.references == "all", ap_types=args.ap_types, amd_check=args.amd_check)
     elapsed = time.monotonic() - started
     for row in report.references or []:
         if not row["available"]:
@@ -107,6 +107,12 @@ def _cmd_csim(args) -> int:
               f"max box difference {differences['max_box_difference_px']:.3g} px (outputs rounded, not identical)")
     else:
         print(f"detections identical: {identical}")
+    if report.ap_types == "fast":
+        check = (f"; AMD's headers gave identical outputs on the first {report.amd_check_images} image(s)"
+                 if report.amd_check_images else "; AMD-header check skipped")
+        print(f"ap types:             codesign fast model{check}")
+    else:
+        print("ap types:             AMD headers")
     for line in frontend_cli.csim_summary(report):
         print(line)
     print(f"time: build {report.build_seconds:.1f} s, reference {report.reference_seconds:.1f} s, "
@@ -276,7 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--cosim", action="store_true",
                      help="also synthesize and run RTL co-simulation under Vitis HLS (needs vitis_hls)")
     sim.add_argument("--sanitize", action="store_true",
-                     help="build with AddressSanitizer and UndefinedBehaviorSanitizer (slower)")
+                     help="build with AddressSanitizer and UndefinedBehaviorSanitizer (slower; AMD's headers)")
+    sim.add_argument("--ap-types", choices=["fast", "amd"], default="fast",
+                     help="compile against codesign's bit-accurate fast model of ap_int/ap_fixed (default, ~10x "
+                          "faster) or AMD's headers")
+    sim.add_argument("--amd-check", type=int, default=1, metavar="N",
+                     help="with --ap-types fast, also run the first N images with AMD's headers and require "
+                          "identical outputs (default 1; 0 skips the check)")
     sim.set_defaults(run=_cmd_csim)
 
     detect = commands.add_parser("detect", help="detect objects in JPEG/PNG images with a project's C simulation")

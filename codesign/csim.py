@@ -37,6 +37,14 @@ from quantize.boxes import decode
 log = logging.getLogger(__name__)
 
 CXXFLAGS = ["-O2", "-std=c++20", "-w"]
+# The fast build compiles the same sources against hls_templates/fast_ap_types,
+# codesign's bit-accurate model of AMD's ap_int/ap_fixed (14x faster on the
+# bundled detector, measured by benchmarks/csim_speed.py).
+FAST_CXXFLAGS = ["-O3", "-march=native", "-std=c++20", "-w"]
+FAST_AP_TYPES = Path(__file__).resolve().parents[1] / "hls_templates" / "fast_ap_types"
+AP_TYPES = ("fast", "amd")
+# Images that the AMD-header build also runs in a fast csim, compared bit for bit.
+DEFAULT_AMD_CHECK = 1
 # AddressSanitizer and UndefinedBehaviorSanitizer; any report aborts the run.
 SANITIZE_FLAGS = ["-O1", "-g", "-std=c++20", "-w", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
                   "-fno-omit-frame-pointer"]
@@ -80,6 +88,10 @@ class CsimReport:
     within_bound_values: int | None = None
     # With a bound, detections cannot be identical; codesign.detection_diff measures the difference.
     detection_differences: dict | None = None
+    # "fast" (codesign's ap types model) or "amd" (AMD's headers), and how many
+    # images the AMD-header build also ran with identical outputs.
+    ap_types: str = "amd"
+    amd_check_images: int = 0
 
     @property
     def references_agree(self) -> bool:
@@ -116,23 +128,36 @@ def check_project_files(project: Project) -> None:
             raise InputError(f"project file missing: {path} (re-run codesign convert to restore it)")
 
 
-def build(project: Project, jobs: int = 2, sanitize: bool = False) -> tuple[Path, float]:
+def build(project: Project, jobs: int = 2, sanitize: bool = False, ap_types: str = "amd") -> tuple[Path, float]:
     """Compile the testbench and the design; reuse the binary when no source changed.
 
-    With ``sanitize`` the binary is built with AddressSanitizer and
-    UndefinedBehaviorSanitizer into a separate folder.
+    ``ap_types`` is "amd" (the AMD headers shipped in the project, into
+    csim/) or "fast" (codesign's bit-accurate model, into csim/fast/).
+    With ``sanitize`` the AMD-header binary is built with AddressSanitizer
+    and UndefinedBehaviorSanitizer into csim/sanitize/.
     Returns (binary path, seconds spent compiling; 0 when reused).
     """
-    flags = SANITIZE_FLAGS if sanitize else CXXFLAGS
+    if ap_types not in AP_TYPES:
+        raise InputError(f"--ap-types must be one of {', '.join(AP_TYPES)}, got {ap_types!r}")
+    fast = ap_types == "fast" and not sanitize
+    flags, folder = CXXFLAGS, ""
+    if sanitize:
+        flags, folder = SANITIZE_FLAGS, "sanitize"
+    elif fast:
+        flags, folder = FAST_CXXFLAGS, "fast"
     testbench = project.hls_dir / TESTBENCH
     if not testbench.is_file():
         raise InputError(f"testbench {testbench} is missing; re-run codesign convert")
-    build_dir = project.root / "csim" / ("sanitize" if sanitize else "")
+    build_dir = project.root / "csim" / folder
     build_dir.mkdir(parents=True, exist_ok=True)
     binary = build_dir / "codesign_tb"
     digest = hashlib.sha256(" ".join(flags).encode() + str(project.root.resolve()).encode())
-    for path in _source_files(project):
-        digest.update(str(path.relative_to(project.root)).encode())
+    sources = _source_files(project)
+    if fast:
+        sources += sorted(FAST_AP_TYPES.glob("*.h"))
+    for path in sources:
+        digest.update(path.name.encode() if fast and path.parent == FAST_AP_TYPES
+                      else str(path.relative_to(project.root)).encode())
         digest.update(path.read_bytes())
     stamp = build_dir / "codesign_tb.sha256"
     if binary.is_file() and stamp.is_file() and stamp.read_text() == digest.hexdigest():
@@ -144,6 +169,9 @@ def build(project: Project, jobs: int = 2, sanitize: bool = False) -> tuple[Path
     weights_dir = (project.hls_dir / "firmware" / "weights").resolve()
     include = [f'-DWEIGHTS_DIR="{weights_dir}"', "-I", str(project.hls_dir), "-I", str(project.hls_dir / "firmware"),
                "-I", str(project.hls_dir / "firmware" / "ap_types")]
+    if fast:
+        # First on the path: its headers shadow AMD's ap_int.h, ap_fixed.h and hls_math.h.
+        include = ["-I", str(FAST_AP_TYPES), *include]
     units = [project.hls_dir / "firmware" / f"{PROJECT_NAME}.cpp", testbench]
     units += frontend_units(project)
     commands = [["g++", *flags, *include, "-c", str(unit), "-o", str(build_dir / (unit.stem + ".o"))] for unit in units]
@@ -158,6 +186,48 @@ def build(project: Project, jobs: int = 2, sanitize: bool = False) -> tuple[Path
         raise BuildError(f"linking the testbench failed:\n{result.stderr[-4000:]}")
     stamp.write_text(digest.hexdigest())
     return binary, time.monotonic() - started
+
+
+def _build_both(project: Project, jobs: int, ap_types: str, amd_check: int) -> tuple[Path, Path | None, str, float]:
+    """Build the binaries a csim run needs, in parallel.
+
+    Returns (binary to simulate with, AMD-header binary or None, the ap types
+    that binary uses, wall seconds spent compiling).
+    """
+    if ap_types not in AP_TYPES:
+        raise InputError(f"--ap-types must be one of {', '.join(AP_TYPES)}, got {ap_types!r}")
+    if ap_types == "amd":
+        binary, seconds = build(project, jobs, ap_types="amd")
+        return binary, binary, "amd", seconds
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        fast = pool.submit(build, project, jobs, False, "fast")
+        amd = pool.submit(build, project, jobs, False, "amd") if amd_check > 0 else None
+        try:
+            binary, fast_seconds = fast.result()
+        except BuildError as error:
+            # A feature the fast model does not cover (AP_WRAP_SM, saturation
+            # bits, very wide types) stops its build; AMD's headers still work.
+            reason = str(error).strip().splitlines()[0]
+            log.warning("the fast ap types model cannot build this project (%s); simulating with AMD's headers",
+                        reason)
+            amd_binary, _ = (amd or pool.submit(build, project, jobs, False, "amd")).result()
+            return amd_binary, amd_binary, "amd", time.monotonic() - started
+        amd_binary = amd.result()[0] if amd is not None else None
+        reused = fast_seconds == 0 and (amd is None or amd.result()[1] == 0)
+    return binary, amd_binary, "fast", 0.0 if reused else time.monotonic() - started
+
+
+def _check_against_amd(amd_binary: Path, work: Path, fast_outputs: np.ndarray, jobs: int) -> None:
+    """Run the first images through the AMD-header build; raise unless its outputs equal the fast build's."""
+    count = len(fast_outputs)
+    amd_outputs = _run_chunks(amd_binary, work / "inputs.bin", work / "expected.bin", count, jobs, work, False)
+    differs = np.nonzero((amd_outputs != fast_outputs).any(axis=1))[0]
+    if differs.size:
+        raise SimulationError(
+            f"codesign's fast ap types model and AMD's headers disagree on image {int(differs[0])}; "
+            "this is a codesign bug: rerun with --ap-types amd and report it"
+        )
 
 
 def _input_quantizer(project: Project) -> QuantParams:
@@ -226,17 +296,29 @@ def csim(
     trace_on_mismatch: bool = True,
     sanitize: bool = False,
     all_references: bool = False,
+    ap_types: str = "fast",
+    amd_check: int = DEFAULT_AMD_CHECK,
 ) -> CsimReport:
     """Run ``count`` val images through the C++ and the reference; compare every output value.
 
-    On a mismatch, the first mismatching image is run again with the layer
-    trace on, and the report names the first layer that differs.
+    With ``ap_types="fast"`` the C++ is compiled against codesign's fast
+    model of the ap types, and the first ``amd_check`` images also run in a
+    build with AMD's headers, whose outputs must be identical. On a
+    mismatch, the first mismatching image is run again with the layer trace
+    on, and the report names the first layer that differs.
     """
     if count < 1:
         raise InputError(f"--count must be at least 1, got {count}")
+    if amd_check < 0:
+        raise InputError(f"--amd-check must be 0 or more, got {amd_check}")
     jobs = jobs or os.cpu_count() or 1
     check_project_files(project)
-    binary, build_seconds = build(project, jobs, sanitize=sanitize)
+    if sanitize:
+        ap_types = "amd"
+        binary, build_seconds = build(project, jobs, sanitize=True)
+        amd_binary = None
+    else:
+        binary, amd_binary, ap_types, build_seconds = _build_both(project, jobs, ap_types, amd_check)
 
     started = time.monotonic()
     frames = frame_statistics = None
@@ -261,6 +343,10 @@ def csim(
     tensorfile.write(work / "expected.bin", expected)
     started = time.monotonic()
     got = _run_chunks(binary, work / "inputs.bin", work / "expected.bin", count, jobs, work, progress)
+    amd_check_images = 0
+    if ap_types == "fast" and amd_binary is not None:
+        amd_check_images = min(amd_check, count)
+        _check_against_amd(amd_binary, work, got[:amd_check_images], jobs)
     run_seconds = time.monotonic() - started
 
     difference = np.abs(got - scaled.reshape(count, -1))
@@ -314,11 +400,20 @@ def csim(
         references=references,
         jpeg_frontend=frame_statistics,
         error_bound_lsb=bound,
+        ap_types=ap_types,
+        amd_check_images=amd_check_images,
         within_bound_values=None if bound is None else int(within.sum()),
         detection_differences=detection_differences,
     )
     write_report(project, report)
     return report
+
+
+def _ap_types_line(report: CsimReport) -> str:
+    if report.ap_types == "fast":
+        return (f"codesign fast model; the first {report.amd_check_images} image(s) also ran with AMD's headers, "
+                "identical") if report.amd_check_images else "codesign fast model (no AMD-header check)"
+    return "AMD headers"
 
 
 def _detection_differences_row(differences: dict) -> str:
@@ -344,6 +439,7 @@ def format_markdown(report: CsimReport) -> str:
            f"{report.within_bound_values} of {report.values} |"] if report.error_bound_lsb is not None else []),
         *([_detection_differences_row(report.detection_differences)] if report.detection_differences else []),
         f"| detections identical | {report.detections_identical} |",
+        f"| ap types | {_ap_types_line(report)} |",
         f"| build / reference / C++ seconds | {report.build_seconds} / {report.reference_seconds} / "
         f"{report.run_seconds} ({report.jobs} processes) |",
         "",

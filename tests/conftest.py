@@ -19,13 +19,14 @@ SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 
 @pytest.fixture(scope="session")
 def bundled_project(tmp_path_factory) -> Path:
-    """Project folder of the bundled detector, converted for pynq-z2 and built once."""
+    """Project folder of the bundled detector, converted for pynq-z2 and built once per ap types."""
     from codesign.csim import build
     from codesign.flow import convert
 
     root = tmp_path_factory.mktemp("bundled") / "project"
     project = convert(None, root, "pynq-z2", tb_images=8)
     build(project)
+    build(project, ap_types="fast")
     return root
 
 
