@@ -277,7 +277,8 @@ class _Rewriter:
         if source not in self.scales:
             raise UnsupportedModelError(f"{where}: its input is not a quantized tensor (add a quantizer before it)")
         if node.op_type == "Conv":
-            if onnx.helper.get_attribute_value(next(a for a in node.attribute if a.name == "group")) != 1:
+            groups = [onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == "group"]
+            if groups and groups[0] != 1:
                 raise UnsupportedModelError(f"{where}: grouped convolutions are not supported with float scales")
             axis = 0
         else:
@@ -343,7 +344,8 @@ class _Rewriter:
         self.graph.node.insert(index, replacement)
         self.graph.node.remove(node)
         for removed in affine.removed:
-            self.graph.node.remove(removed)
+            if removed is not node:
+                self.graph.node.remove(removed)
 
     def run(self) -> ThresholdLowering:
         input_name = self.graph.input[0].name
@@ -378,12 +380,13 @@ class _Rewriter:
             elif op in ("Relu", *_PASS_THROUGH) and source in self.scales:
                 self.scales[node.output[0]] = self.scales[source]
             elif op == "MaxPool" and source in self.affine:
-                # max(alpha * A + beta) = alpha * max(A) + beta for alpha > 0, so pooling stays in the graph.
+                # The bias Add and ReLU map each channel by an increasing function, which commutes with
+                # max, so the pooling moves onto the accumulator and they stay in the affine map.
                 affine = self.affine[source]
-                if affine.removed:
-                    raise UnsupportedModelError(f"{where}: max pooling after a bias Add or ReLU is not supported "
-                                                "with float scales; pool after the quantizer")
-                self.affine[node.output[0]] = _Affine(node.output[0], affine.alphas, affine.betas, False, [],
+                node.input[0] = affine.source
+                for removed in affine.removed:
+                    self.graph.node.remove(removed)
+                self.affine[node.output[0]] = _Affine(node.output[0], affine.alphas, affine.betas, affine.relu, [],
                                                       affine.layer)
             elif source in self.scales or source in self.affine:
                 raise UnsupportedModelError(

@@ -201,17 +201,17 @@ def test_zero_point_activation_exact(tmp_path):
 
 @pytest.mark.slow
 def test_float_output_within_stated_bound(tmp_path):
+    # The last Linear (a MatMul plus a bias Add) has no output quantizer.
     torch.manual_seed(7)
     module = torch.nn.Sequential(
         qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, return_quant_tensor=True),
-        qnn.QuantConv2d(3, 5, 3, padding=1, bias=True, weight_quant=Int8WeightPerChannelFloat,
-                        return_quant_tensor=True),
+        qnn.QuantLinear(12, 10, bias=True, weight_quant=Int8WeightPerChannelFloat, return_quant_tensor=True),
         qnn.QuantReLU(act_quant=Uint8ActPerTensorFloat, bit_width=6, return_quant_tensor=True),
-        qnn.QuantConv2d(5, 4, 1, bias=True, weight_quant=Int8WeightPerTensorFloat, return_quant_tensor=False),
+        qnn.QuantLinear(10, 4, bias=True, weight_quant=Int8WeightPerTensorFloat, return_quant_tensor=False),
     )
-    _calibrate(module, (1, 3, 6, 6))
+    _calibrate(module, (1, 12))
 
-    meta, status, report = _convert_and_simulate(module, (1, 3, 6, 6), tmp_path)
+    meta, status, report = _convert_and_simulate(module, (1, 12), tmp_path)
     precision_table = (tmp_path / "project" / "precision.md").read_text()
 
     assert meta["output"]["error_bound_lsb"] == RESCALED_OUTPUT_BOUND_LSB
@@ -265,3 +265,27 @@ def test_float_scale_detector_within_bound(tmp_path):
     assert report["within_bound_values"] == report["values"]
     assert report["max_abs_lsb"] <= RESCALED_OUTPUT_BOUND_LSB
     assert report["detection_differences"]["images"] == 4
+
+
+@pytest.mark.slow
+def test_relu_pool_conv_output_bound(tmp_path):
+    # Conv -> ReLU -> MaxPool -> Quant moves the pooling onto the accumulator, and the final
+    # 1x1 convolution has no output quantizer, so its output is rounded.
+    torch.manual_seed(9)
+    module = torch.nn.Sequential(
+        qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, return_quant_tensor=True),
+        qnn.QuantConv2d(3, 4, 3, padding=1, bias=True, weight_quant=Int8WeightPerTensorFloat,
+                        return_quant_tensor=False),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, return_quant_tensor=True),
+        qnn.QuantConv2d(4, 5, 1, bias=True, weight_quant=Int8WeightPerChannelFloat, return_quant_tensor=False),
+    )
+    _calibrate(module, (1, 3, 6, 6))
+
+    meta, status, report = _convert_and_simulate(module, (1, 3, 6, 6), tmp_path)
+
+    assert meta["output"]["error_bound_lsb"] == RESCALED_OUTPUT_BOUND_LSB
+    assert status == 0
+    assert report["within_bound_values"] == report["values"]
+    assert report["max_abs_lsb"] <= RESCALED_OUTPUT_BOUND_LSB
