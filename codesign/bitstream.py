@@ -5,6 +5,7 @@
     DIR/Makefile                     csim, hls-csim, synth, cosim, bitstream and clean targets
     DIR/bitstream/hls.tcl            Vitis HLS script with the steps csim, synth, cosim and export
     DIR/bitstream/codesign_io.h      the word format between host and accelerator
+    DIR/bitstream/codesign_frames.h  with the JPEG front-end: the frame format of the input
     zynq-ps shell:
     DIR/bitstream/<top>_axis.cpp     AXI4-Stream wrapper of the model for the AXI DMA
     DIR/bitstream/block_design.tcl   Vivado block design: Zynq PS, AXI DMA, accelerator
@@ -35,6 +36,7 @@ from pathlib import Path
 from codesign.boards import Board, Shell
 from codesign.errors import InputError
 from codesign.project import Project
+from codesign.runtime.frames import FRAME_FORMAT, FRAME_HEADER_BYTES, FRAME_SLOT_WORDS, MAX_PAYLOAD_BYTES, is_frontend
 from codesign.runtime.stream import WORD_BITS, StreamFormat, stream_format
 from codesign.templating import render_file
 
@@ -89,7 +91,7 @@ def write_bitstream_project(project: Project, board: Board) -> list[Path]:
     carry this project.
     """
     root = Path(project.root)
-    input_format = stream_format(project.meta["input"])
+    input_format = _input_format(project)
     output_format = stream_format(project.meta["output"])
     for stale in ("build", "deploy"):
         if (root / stale).exists():
@@ -104,6 +106,8 @@ def write_bitstream_project(project: Project, board: Board) -> list[Path]:
     files = {
         "codesign_io.h": render_file("bitstream/codesign_io.h", _io_values(project, input_format, output_format)),
     }
+    if is_frontend(project.meta):
+        files["codesign_frames.h"] = render_file("bitstream/codesign_frames.h", _frame_values(project))
     if board.shell is Shell.XRT:
         files.update(_xrt_files(project, board, common))
     else:
@@ -158,9 +162,15 @@ def hardware_description(project: Project, board: Board) -> dict:
         "part": board.part,
         "clock_mhz": board.clock_mhz,
         "word_bits": WORD_BITS,
-        "input_stream": stream_format(project.meta["input"]).to_dict(),
+        "input_stream": _input_format(project).to_dict(),
         "output_stream": stream_format(project.meta["output"]).to_dict(),
     }
+    if is_frontend(project.meta):
+        description["input_frames"] = {
+            "max_frame_bytes": FRAME_HEADER_BYTES + MAX_PAYLOAD_BYTES,
+            "slot_words": FRAME_SLOT_WORDS,
+            "header_sha256": project.meta["jpeg_frontend"]["header_sha256"],
+        }
     if board.shell is Shell.ZYNQ_PS:
         description |= {
             "bitstream": f"deploy/{BITSTREAM_NAME}.bit",
@@ -176,6 +186,20 @@ def hardware_description(project: Project, board: Board) -> dict:
     else:
         description |= {"bitstream": f"deploy/{BITSTREAM_NAME}.bit"}
     return description
+
+
+def _input_format(project: Project) -> StreamFormat:
+    """Return the input word format: frame bytes in slots with the JPEG front-end, else the input codes."""
+    return FRAME_FORMAT if is_frontend(project.meta) else stream_format(project.meta["input"])
+
+
+def _frame_values(project: Project) -> dict[str, object]:
+    return {
+        "PROJECT": project.meta["project_name"],
+        "WORD_BITS": WORD_BITS,
+        "MAX_FRAME_BYTES": FRAME_HEADER_BYTES + MAX_PAYLOAD_BYTES,
+        "FRAME_SLOT_WORDS": FRAME_SLOT_WORDS,
+    }
 
 
 def _common_values(project: Project, board: Board) -> dict[str, object]:
@@ -237,7 +261,7 @@ def _vivado_files(project: Project, board: Board, common: dict) -> dict[str, str
     """Files of the zynq-ps and xdma shells: the AXI4-Stream wrapper and a Vivado block design."""
     top = f"{common['PROJECT']}_axis"
     wrapper_source = f"{top}.cpp"
-    input_format = stream_format(project.meta["input"])
+    input_format = _input_format(project)
     output_format = stream_format(project.meta["output"])
     vlnv = f"{IP_VENDOR}:{IP_LIBRARY}:{top}:{IP_VERSION}"
     export = f"export_design -format ip_catalog -vendor {IP_VENDOR} -library {IP_LIBRARY} -version {IP_VERSION}"
@@ -278,8 +302,14 @@ def _vivado_files(project: Project, board: Board, common: dict) -> dict[str, str
         f"ip          Vitis HLS export of the stream wrapper {top} to the IP catalog",
         f"bitstream   {summary}",
     ]
-    return {
-        wrapper_source: render_file(
+    if is_frontend(project.meta):
+        wrapper = render_file(
+            "bitstream/axis_frames_wrapper.cpp",
+            {"PROJECT": common["PROJECT"], "TOP": top, "OUTPUT_WORDS": output_format.words,
+             "FRAME_SLOT_WORDS": FRAME_SLOT_WORDS},
+        )
+    else:
+        wrapper = render_file(
             "bitstream/axis_wrapper.cpp",
             {
                 "PROJECT": common["PROJECT"],
@@ -287,7 +317,9 @@ def _vivado_files(project: Project, board: Board, common: dict) -> dict[str, str
                 "INPUT_WORDS": input_format.words,
                 "OUTPUT_WORDS": output_format.words,
             },
-        ),
+        )
+    return {
+        wrapper_source: wrapper,
         "hls.tcl": _hls_script(common, top, wrapper_source, "an IP catalog entry", "vivado", export),
         "block_design.tcl": design,
         "Makefile": _makefile(board, common, help_lines, "ip", rules),
@@ -322,7 +354,7 @@ def _xdma_values(board: Board) -> dict[str, object]:
 def _xrt_files(project: Project, board: Board, common: dict) -> dict[str, str]:
     """Files of the xrt shell: the Vitis kernel, its link configuration and v++ rules."""
     kernel_source = f"{KERNEL_NAME}.cpp"
-    input_format = stream_format(project.meta["input"])
+    input_format = _input_format(project)
     output_format = stream_format(project.meta["output"])
     memory_bank = "HBM[0]" if _HBM_PLATFORM.search(board.platform or "") else "DDR[0]"
     export = f"export_design -format xo -output [file join $root build {KERNEL_NAME}.xo]"
@@ -342,8 +374,14 @@ def _xrt_files(project: Project, board: Board, common: dict) -> dict[str, str]:
         f"kernel      v++ compile of the kernel {KERNEL_NAME} to build/{KERNEL_NAME}.xo",
         f"bitstream   v++ link for {board.platform}: deploy/{BITSTREAM_NAME}.xclbin",
     ]
-    return {
-        kernel_source: render_file(
+    if is_frontend(project.meta):
+        kernel = render_file(
+            "bitstream/xrt_frames_kernel.cpp",
+            {"PROJECT": common["PROJECT"], "TOP": KERNEL_NAME, "OUTPUT_WORDS": output_format.words,
+             "FRAME_SLOT_WORDS": FRAME_SLOT_WORDS},
+        )
+    else:
+        kernel = render_file(
             "bitstream/xrt_kernel.cpp",
             {
                 "PROJECT": common["PROJECT"],
@@ -351,7 +389,9 @@ def _xrt_files(project: Project, board: Board, common: dict) -> dict[str, str]:
                 "INPUT_WORDS": input_format.words,
                 "OUTPUT_WORDS": output_format.words,
             },
-        ),
+        )
+    return {
+        kernel_source: kernel,
         "connectivity.cfg": render_file(
             "bitstream/connectivity.cfg",
             {"BOARD": board.name, "PLATFORM": board.platform, "KERNEL": KERNEL_NAME, "MEMORY_BANK": memory_bank},

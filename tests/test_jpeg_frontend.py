@@ -41,6 +41,8 @@ from codesign.jpeg.frontend_project import (
     tables_from_dict,
 )
 from codesign.project import load_project
+from codesign.runtime import Accelerator, InvalidInputError
+from codesign.runtime.frames import FRAME_FORMAT, FRAME_SLOT_WORDS, FrameEncoder
 from codesign import tensorfile
 
 SETTINGS = JpegSettings(quality=50, subsampling="4:2:0")
@@ -311,3 +313,168 @@ def test_distinct_quant_tables_of_colour_and_grey():
 
     assert len(distinct_quant_tables(colour)) == 2
     assert len(distinct_quant_tables(grey)) == 1
+
+
+def test_bitstream_project_sends_frames(frontend_project):
+    """The AXI4-Stream wrapper reads frames, and the host runtime knows the frame format."""
+    bitstream = frontend_project / "bitstream"
+    wrapper = (bitstream / "myproject_axis.cpp").read_text()
+    hardware = json.loads((frontend_project / "host" / "accelerator.json").read_text())
+
+    assert "codesign::unpack_frame(in_words, model_input);" in wrapper
+    assert "frame_word_count" in wrapper
+    assert (bitstream / "codesign_frames.h").is_file()
+    assert hardware["input_stream"] == FRAME_FORMAT.to_dict()
+    assert hardware["input_frames"]["slot_words"] == FRAME_SLOT_WORDS
+    assert hardware["input_frames"]["header_sha256"] == load_project(frontend_project).meta["jpeg_frontend"][
+        "header_sha256"]
+    assert (frontend_project / "host" / "codesign_runtime" / "frames.py").is_file()
+
+
+def test_host_encoder_writes_project_frames(frontend_project):
+    """The runtime's Pillow encoder writes the frames that codesign's encoder writes."""
+    project = load_project(frontend_project)
+    images = np.stack([_random_image(seed) for seed in range(3)])
+    encoder = FrameEncoder(frontend_project, project.meta)
+    front_end = load_frontend(project)
+
+    frames = encoder.encode(images)
+
+    assert frames == [prepare_frame(front_end, encode_jpeg(image, SETTINGS)) for image in images]
+
+
+def test_host_encoder_rejects_changed_header(frontend_project, tmp_path):
+    copy = tmp_path / "project"
+    shutil.copytree(frontend_project, copy, ignore=shutil.ignore_patterns("csim", "hls", "bitstream"))
+    header = copy / "jpeg_header.bin"
+    header.write_bytes(header.read_bytes()[:-1] + b"\x01")
+
+    with pytest.raises(InvalidInputError, match="differs from the header recorded"):
+        FrameEncoder(copy, load_project(copy).meta)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
+def test_emulated_accelerator_runs_frames(frontend_project):
+    """Accelerator.run encodes pixels into frames; the emulated device returns the expected outputs."""
+    from quantize.dataset import DatasetSpec, generate, load_images
+
+    project = load_project(frontend_project)
+    pixels, _ = load_images(generate(spec=DatasetSpec(), splits=("val",)), "val", CSIM_IMAGES)
+    expected = tensorfile.read(frontend_project / "hls" / "tb_data" / "expected.bin")
+    frac = project.meta["output"]["frac"]
+
+    with Accelerator.open(frontend_project, "emulated", jobs=1) as accelerator:
+        values = accelerator.run(pixels)
+        with pytest.raises(InvalidInputError, match="reads JPEG frames"):
+            accelerator.quantize(pixels)
+
+    np.testing.assert_array_equal(np.ldexp(expected.astype(np.float64), -frac), values.reshape(CSIM_IMAGES, -1))
+
+
+# Feeds frames through a generated frame wrapper, compiled with g++: each
+# frame's own words on the AXI4-Stream, or all slots at once to the XRT kernel.
+FRAME_HARNESS = r"""
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+#include "codesign_frames.h"
+
+namespace nnet {
+bool trace_enabled = false;
+std::map<std::string, void *> *trace_outputs = nullptr;
+size_t trace_type_size = sizeof(double);
+} // namespace nnet
+
+#ifdef KERNEL
+extern "C" void codesign_kernel(const codesign::word_t *input_words, codesign::word_t *output_words, unsigned images);
+#else
+void myproject_axis(hls::stream<axis_word_t> &input_words, hls::stream<axis_word_t> &output_words);
+#endif
+
+int main(int argc, char **argv) {
+    if (argc != 4)
+        return 2;
+    const unsigned images = std::atoi(argv[2]);
+    std::vector<uint64_t> input(images * codesign::kFrameSlotWords);
+    std::ifstream in(argv[1], std::ios::binary);
+    in.read(reinterpret_cast<char *>(input.data()), input.size() * 8);
+    if (!in)
+        return 2;
+    std::vector<uint64_t> output;
+#ifdef KERNEL
+    std::vector<codesign::word_t> source(input.begin(), input.end());
+    std::vector<codesign::word_t> destination(images * codesign::kOutputWords);
+    codesign_kernel(source.data(), destination.data(), images);
+    for (const codesign::word_t &word : destination)
+        output.push_back(word.to_uint64());
+#else
+    for (unsigned image = 0; image < images; image++) {
+        const uint64_t *slot = &input[image * codesign::kFrameSlotWords];
+        const unsigned words = codesign::frame_word_count(slot[0]);
+        hls::stream<axis_word_t> input_words("input_words"), output_words("output_words");
+        for (unsigned i = 0; i < words; i++) {
+            axis_word_t word;
+            word.data = slot[i];
+            word.keep = -1;
+            word.strb = -1;
+            word.last = i == words - 1;
+            input_words.write(word);
+        }
+        myproject_axis(input_words, output_words);
+        for (unsigned i = 0; i < codesign::kOutputWords; i++)
+            output.push_back(output_words.read().data.to_uint64());
+        if (!input_words.empty() || !output_words.empty()) {
+            std::fprintf(stderr, "words left in a stream after image %u\n", image);
+            return 1;
+        }
+    }
+#endif
+    std::ofstream out(argv[3], std::ios::binary);
+    out.write(reinterpret_cast<const char *>(output.data()), output.size() * 8);
+    return out ? 0 : 2;
+}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
+@pytest.mark.parametrize(("board_name", "source", "kernel"),
+                         [("pynq-z2", "myproject_axis.cpp", False), ("alveo-u50", "codesign_kernel.cpp", True)])
+def test_frame_wrapper_matches_testbench_data(frontend_project, tmp_path, board_name, source, kernel):
+    from codesign.bitstream import write_bitstream_project
+    from codesign.runtime.frames import pack_frames
+    from codesign.runtime.stream import stream_format, unpack
+
+    main(["-q", "csim", str(frontend_project), "--count", "1"])  # builds csim/myproject.o if no earlier test did
+    root = tmp_path / "project"
+    shutil.copytree(frontend_project, root, symlinks=True)
+    write_bitstream_project(load_project(root), load_board(board_name))
+    meta = load_project(root).meta
+    frames = codes_to_frames(tensorfile.read(root / "hls" / "tb_data" / "inputs.bin"))[:3]
+    expected = tensorfile.read(root / "hls" / "tb_data" / "expected.bin")[:3]
+    harness = tmp_path / "harness.cpp"
+    harness.write_text(FRAME_HARNESS)
+    flags = ["-O1", "-std=c++14", "-I", str(root / "bitstream"), "-I", str(root / "hls" / "firmware"),
+             "-I", str(root / "hls" / "firmware" / "ap_types")] + (["-DKERNEL"] if kernel else [])
+    objects = []
+    for unit in (root / "bitstream" / source, harness):
+        target = tmp_path / f"{unit.stem}.o"
+        subprocess.run(["g++", *flags, "-c", str(unit), "-o", str(target)], check=True, capture_output=True)
+        objects.append(str(target))
+    binary = tmp_path / "wrapper_tb"
+    subprocess.run(["g++", *objects, str(frontend_project / "csim" / "myproject.o"), "-o", str(binary)],
+                   check=True, capture_output=True)
+    pack_frames(frames).astype("<u8").tofile(tmp_path / "input_words.bin")
+
+    result = subprocess.run([str(binary), str(tmp_path / "input_words.bin"), "3", str(tmp_path / "output_words.bin")],
+                            capture_output=True, text=True)
+    output_format = stream_format(meta["output"])
+    words = np.fromfile(tmp_path / "output_words.bin", dtype="<u8").reshape(3, output_format.words)
+
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_array_equal(unpack(words, output_format), expected)

@@ -191,9 +191,6 @@ def write_frontend(project: Project, lowered, front_end: FrontEnd, frames: list[
         "frame": {"length_bytes": FRAME_HEADER_BYTES, "byte_order": "big", "max_payload_bytes": MAX_PAYLOAD_BYTES},
         "sources": sources,
         "testbench_frames": frame_statistics(frames, front_end),
-        # TODO: the bitstream wrapper and the host runtime still send the
-        # detector's pixel codes, which this top no longer reads.
-        "bitstream_frames": False,
     }
     (project.root / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     log.info("added the JPEG front-end to %s (%s)", project_name, front_end.describe())

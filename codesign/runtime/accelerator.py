@@ -11,6 +11,7 @@ import numpy as np
 
 from .devices import EmulatedDevice, PynqDevice, XdmaDevice, XrtDevice
 from .errors import DeviceUnavailableError, InvalidInputError
+from .frames import FRAME_FORMAT, FrameEncoder, frame_words, is_frontend, pack_frames
 from .images import letterbox, load_image
 from .stream import StreamFormat, pack, quantize_pixels, stream_format, unpack
 
@@ -66,7 +67,9 @@ class Accelerator:
     """A project's accelerator on one device.
 
     Open it with ``Accelerator.open``. ``run`` returns the raw detector output
-    and ``detect`` the decoded boxes after non-maximum suppression.
+    and ``detect`` the decoded boxes after non-maximum suppression. For a
+    project with the JPEG front-end, both encode the images into frames
+    (frames.py), and ``run_frames`` runs frames prepared elsewhere.
     """
 
     def __init__(self, project_dir: Path, meta: dict, device, input_format: StreamFormat,
@@ -76,6 +79,7 @@ class Accelerator:
         self.device = device
         self.input_format = input_format
         self.output_format = output_format
+        self.frame_encoder = FrameEncoder(project_dir, meta) if is_frontend(meta) else None
 
     @classmethod
     def open(
@@ -99,7 +103,8 @@ class Accelerator:
         if device not in DEVICES:
             raise InvalidInputError(f"unknown device {device!r}, expected one of {', '.join(DEVICES)}")
         meta = load_metadata(project_dir)
-        input_format = stream_format(meta["input"])
+        # A front-end project's input stream carries frame bytes, one slot per image.
+        input_format = FRAME_FORMAT if is_frontend(meta) else stream_format(meta["input"])
         output_format = stream_format(meta["output"])
         if device == "emulated":
             backend = EmulatedDevice(project_dir, input_format, output_format, jobs=jobs)
@@ -143,6 +148,7 @@ class Accelerator:
 
     def quantize(self, pixels: np.ndarray) -> np.ndarray:
         """Return the input codes (N x values) of uint8 N x H x W x C pixels."""
+        self._reject_frontend("quantize")
         pixels = np.asarray(pixels)
         if pixels.ndim != 4 or pixels.shape[1:] != self.input_shape:
             raise InvalidInputError(
@@ -153,8 +159,26 @@ class Accelerator:
 
     def run_codes(self, codes: np.ndarray) -> np.ndarray:
         """Run N x values input codes on the device; return N x values output codes."""
+        self._reject_frontend("run_codes")
         words = pack(codes, self.input_format)
         return unpack(self.device.transfer(words), self.output_format)
+
+    def run_frames(self, frames: list[bytes]) -> np.ndarray:
+        """Run JPEG frames (2-byte big-endian payload length, then the payload) on a front-end project's device.
+
+        Returns N x values output codes. Only the words that each frame takes
+        travel over a streaming link.
+        """
+        if self.frame_encoder is None:
+            raise InvalidInputError(f"{self.project_dir} has no JPEG front-end; use run() or run_codes()")
+        frames = [bytes(frame) for frame in frames]
+        for index, frame in enumerate(frames):
+            if len(frame) < 2 or int.from_bytes(frame[:2], "big") != len(frame) - 2:
+                raise InvalidInputError(f"frame {index}: the length field does not match the {len(frame)}-byte frame")
+        if not frames:
+            return np.zeros((0, self.output_format.values), dtype=np.int64)
+        words = pack_frames(frames)
+        return unpack(self.device.transfer_frames(words, [frame_words(frame) for frame in frames]), self.output_format)
 
     def run(self, pixels: np.ndarray) -> np.ndarray:
         """Run uint8 N x H x W x C pixels (one H x W x C image also works); return float64 N x outputs, NHWC.
@@ -164,7 +188,10 @@ class Accelerator:
         pixels = np.asarray(pixels)
         if pixels.ndim == 3:
             pixels = pixels[None]
-        codes = self.run_codes(self.quantize(pixels))
+        if self.frame_encoder is not None:
+            codes = self.run_frames(self.frame_encoder.encode(pixels))
+        else:
+            codes = self.run_codes(self.quantize(pixels))
         values = np.ldexp(codes.astype(np.float64), -int(self.meta["output"]["frac"]))
         return values.reshape(codes.shape[0], *self.output_shape)
 
@@ -200,6 +227,13 @@ class Accelerator:
                 found = Detections(transform.to_image(found.boxes), found.scores, found.classes)
             results.append(found)
         return results
+
+    def _reject_frontend(self, method: str) -> None:
+        if self.frame_encoder is not None:
+            raise InvalidInputError(
+                f"{self.project_dir} reads JPEG frames, not pixel codes, so {method}() does not apply; "
+                "use run() or run_frames()"
+            )
 
     def _detector(self) -> dict:
         detector = self.meta.get("detector")

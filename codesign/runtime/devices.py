@@ -2,7 +2,9 @@
 
 Every device has ``transfer(words) -> words``: it takes N x input-words uint64
 words (the format of stream.py), runs the N images and returns N x
-output-words uint64 words. The PYNQ, XRT and XDMA drivers are imported only
+output-words uint64 words. ``transfer_frames(words, lengths)`` does the same
+for JPEG frames in slots (frames.py), of which a streaming link sends only
+the first ``lengths[i]`` words. The PYNQ, XRT and XDMA drivers are imported only
 when such a device is opened, so the runtime imports without them.
 """
 
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AcceleratorError, DeviceUnavailableError
+from .frames import is_frontend
 from .stream import StreamFormat, pack, unpack
 
 log = logging.getLogger(__name__)
@@ -58,12 +61,25 @@ class EmulatedDevice:
                 f"the emulated device needs {project.hls_dir}/codesign_tb.cpp, which is missing; "
                 "copy the whole project folder or re-run codesign convert"
             )
+        self.frontend = is_frontend(project.meta)
         self.binary, seconds = build(project, self.jobs)
         if seconds:
             log.info("compiled %s in %.1f s", self.binary, seconds)
 
     def transfer(self, words: np.ndarray) -> np.ndarray:
-        codes = unpack(words, self.input_format)
+        return self._run_codes(unpack(words, self.input_format))
+
+    def transfer_frames(self, words: np.ndarray, lengths: list[int]) -> np.ndarray:
+        """Run frames in the front-end testbench, whose items are the bytes JPGF, then the frame, then zeros."""
+        from codesign.jpeg.frontend import TESTBENCH_ITEM_MARKER
+
+        if not self.frontend:
+            raise AcceleratorError("transfer_frames needs a project with the JPEG front-end")
+        codes = unpack(words, self.input_format)[:, : 8 * max(lengths, default=1)]
+        marker = np.frombuffer(TESTBENCH_ITEM_MARKER, dtype=np.uint8).astype(np.int64)
+        return self._run_codes(np.hstack([np.tile(marker, (codes.shape[0], 1)), codes]))
+
+    def _run_codes(self, codes: np.ndarray) -> np.ndarray:
         count = codes.shape[0]
         if count == 0:
             return np.zeros((0, self.output_format.words), dtype=np.uint64)
@@ -135,6 +151,22 @@ class PynqDevice:
             results[index] = self._output
         return results
 
+    def transfer_frames(self, words: np.ndarray, lengths: list[int]) -> np.ndarray:
+        """Send each frame's own words only, so that the DMA moves compressed bytes."""
+        results = np.zeros((words.shape[0], self.output_format.words), dtype=np.uint64)
+        for index, (image_words, length) in enumerate(zip(words, lengths)):
+            self._input[:length] = image_words[:length]
+            self._input.flush()
+            self._dma.recvchannel.transfer(self._output)
+            # NOTE: nbytes limits the transfer to the frame; PYNQ's DMA API has
+            # it since 2.7. Not run on a board here.
+            self._dma.sendchannel.transfer(self._input, nbytes=8 * length)
+            self._dma.sendchannel.wait()
+            self._dma.recvchannel.wait()
+            self._output.invalidate()
+            results[index] = self._output
+        return results
+
     def close(self) -> None:
         self._input.freebuffer()
         self._output.freebuffer()
@@ -181,6 +213,10 @@ class XrtDevice:
         data = np.asarray(output_buffer.read(output_bytes, 0)).view("<u8")
         return data.reshape(count, self.output_format.words).astype(np.uint64)
 
+    def transfer_frames(self, words: np.ndarray, lengths: list[int]) -> np.ndarray:
+        """Run frames in fixed slots: the kernel reads each slot's length field and only that frame's words."""
+        return self.transfer(words)
+
     def close(self) -> None:
         pass
 
@@ -209,9 +245,14 @@ class XdmaDevice:
         self._reader = ThreadPoolExecutor(max_workers=1)
 
     def transfer(self, words: np.ndarray) -> np.ndarray:
+        return self.transfer_frames(words, [words.shape[1]] * words.shape[0])
+
+    def transfer_frames(self, words: np.ndarray, lengths: list[int]) -> np.ndarray:
+        """Write the first ``lengths[i]`` words of each image, then read its output words."""
         results = np.zeros((words.shape[0], self.output_format.words), dtype=np.uint64)
         output_bytes = self.output_format.words * 8
-        for index, image_words in enumerate(words):
+        for index, (image_words, length) in enumerate(zip(words, lengths)):
+            image_words = image_words[:length]
             # Read concurrently: while the card-to-host stream is not read,
             # the accelerator stalls and the write never finishes.
             pending = self._reader.submit(self._c2h.read, output_bytes)
