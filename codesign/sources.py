@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -244,7 +245,10 @@ def post_training_quantize(
             raise InputError(f"{name} must be between 2 and 16, got {bits}")
     pixels = load_calibration_images(folder, shape)
     try:
-        graph = preprocess_for_quantize(module, equalize_iters=0)
+        with warnings.catch_warnings():
+            # Brevitas 0.13's torch.fx backport uses a pytree API that torch 2.13 deprecates.
+            warnings.simplefilter("ignore", FutureWarning)
+            graph = preprocess_for_quantize(module, equalize_iters=0)
     except Exception as error:  # noqa: BLE001 (torch.fx raises many types on untraceable code)
         raise InputError(f"cannot trace the module with torch.fx for quantization ({type(error).__name__}: "
                          f"{error})") from error
