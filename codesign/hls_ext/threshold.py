@@ -12,10 +12,10 @@
 - the header ``hls_templates/codesign_threshold.h`` (``backend.register_source``);
 - the precision rules of both layers (``codesign.precision.LAYER_RULES``).
 
-The rewrite runs on the QONNX graph, not as an hls4ml optimizer pass: the
-thresholds need each Quant's scale, zero point and rounding mode and the
-float bias, which hls4ml's own QONNX passes fold into ``ApplyAlpha`` layers
-before any later pass could read them.
+The rewrite runs on the QONNX graph, not as an hls4ml optimizer pass,
+because the thresholds need each Quant's scale, zero point and rounding mode
+and the float bias. hls4ml's own QONNX passes fold those into ``ApplyAlpha``
+layers before any later pass could read them.
 """
 
 from __future__ import annotations
