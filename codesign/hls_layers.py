@@ -6,6 +6,9 @@
   ``Resize`` to ``NEAREST_RESIZE_OP`` with its integer scale factors as
   attributes, and the handler registered here builds hls4ml's ``Resize``
   layer from the channels-last shapes.
+- Global average pooling: hls4ml's handler reads channels-first axes.
+  ``ChannelsLastSpatialOps`` writes it as ``ReduceMean`` over H and W, which
+  is renamed to ``GLOBAL_AVERAGE_POOL_OP`` here.
 
 The renamed model is only given to hls4ml; the reference and the saved
 channels-last model keep the standard ops.
@@ -21,8 +24,10 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.general import RemoveUnusedTensors
 
 from codesign.errors import UnsupportedModelError
+from codesign.layouts import reduce_axes
 
 NEAREST_RESIZE_OP = "CodesignNearestResize"
+GLOBAL_AVERAGE_POOL_OP = "CodesignGlobalAveragePool"
 CODESIGN_DOMAIN = "codesign"
 
 _registered = False
@@ -49,12 +54,27 @@ def _parse_nearest_resize(node, input_names, input_shapes, graph):
     }
 
 
+def _parse_global_average_pool(node, input_names, input_shapes, graph):
+    _, height, width, channels = input_shapes[0]
+    return {
+        "name": node.name,
+        "class_name": "GlobalAveragePooling2D",
+        "inputs": input_names,
+        "outputs": list(node.output),
+        "in_height": height,
+        "in_width": width,
+        "n_filt": channels,
+        "data_format": "channels_last",
+    }
+
+
 def register_handlers() -> None:
     """Register codesign's ONNX handlers with hls4ml once per process."""
     global _registered
     if _registered:
         return
     register_onnx_layer_handler(NEAREST_RESIZE_OP, _parse_nearest_resize)
+    register_onnx_layer_handler(GLOBAL_AVERAGE_POOL_OP, _parse_global_average_pool)
     _registered = True
 
 
@@ -86,13 +106,23 @@ def prepare_for_hls4ml(model: ModelWrapper) -> ModelWrapper:
     """Return a copy of a channels-last model with the nodes renamed to the handlers registered here."""
     model = ModelWrapper(onnx.ModelProto.FromString(model.model.SerializeToString()))
     for index, node in enumerate(model.graph.node):
-        if node.op_type != "Resize":
+        if node.op_type == "Resize":
+            factors = _nearest_scale_factors(model, node)
+            replacement = helper.make_node(
+                NEAREST_RESIZE_OP, [node.input[0]], list(node.output), name=node.name, domain=CODESIGN_DOMAIN,
+                scale_factors=factors,
+            )
+        elif node.op_type == "ReduceMean":
+            if len(model.get_tensor_shape(node.input[0])) != 4 or reduce_axes(model, node) != [1, 2]:
+                raise UnsupportedModelError(
+                    f"node {node.name!r} (ReduceMean): only the mean over H and W of an NHWC tensor "
+                    "(global average pooling) is supported"
+                )
+            replacement = helper.make_node(
+                GLOBAL_AVERAGE_POOL_OP, [node.input[0]], list(node.output), name=node.name, domain=CODESIGN_DOMAIN
+            )
+        else:
             continue
-        factors = _nearest_scale_factors(model, node)
-        replacement = helper.make_node(
-            NEAREST_RESIZE_OP, [node.input[0]], list(node.output), name=node.name, domain=CODESIGN_DOMAIN,
-            scale_factors=factors,
-        )
         model.graph.node.remove(node)
         model.graph.node.insert(index, replacement)
     register_handlers()

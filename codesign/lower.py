@@ -32,6 +32,8 @@ from codesign.hls_layers import prepare_for_hls4ml
 from codesign.graph_passes import batchnorm_to_thresholds, needs_batchnorm_thresholds
 from codesign.layouts import (
     ChannelsLastSpatialOps,
+    MaxPoolPaddingToPad,
+    MoveChannelsFirstPastQuant,
     RemoveEmptyResizeRoi,
     cleanup_channels_last,
     is_channels_last_model,
@@ -136,16 +138,26 @@ def input_quantizer(model: ModelWrapper, integer_codes: bool = False) -> InputQu
 # ONNX ops (after channels-last conversion and GemmToMatMul) that exact lowering maps onto hls4ml.
 SUPPORTED_OPS = (
     "Quant", "BipolarQuant", "Conv", "MatMul", "Add", "Relu", "MaxPool", "Flatten", "Reshape",
-    "LeakyRelu", "Resize", "Concat", "AveragePool", "ReduceMean", "BatchNormalization",
+    "LeakyRelu", "Resize", "Concat", "AveragePool", "ReduceMean", "BatchNormalization", "Pad",
 )
+
+
+# Why some ops that qonnx leaves in a channels-last model cannot be lowered.
+UNSUPPORTED_OP_HINTS = {
+    "Transpose": (
+        " (a channel shuffle or a layout change that qonnx could not remove): hls4ml's io_stream "
+        "streams one pixel's channels at a time and cannot transpose a streamed tensor"
+    ),
+}
 
 
 def check_supported_ops(model: ModelWrapper) -> None:
     """Raise UnsupportedModelError naming the first node whose op exact lowering does not support."""
     for node in model.graph.node:
         if node.op_type not in SUPPORTED_OPS:
+            hint = UNSUPPORTED_OP_HINTS.get(node.op_type, "")
             raise UnsupportedModelError(
-                f"node {node.name!r} ({node.op_type}) is not supported by exact lowering; "
+                f"node {node.name!r} ({node.op_type}) is not supported by exact lowering{hint}; "
                 f"supported ops: {', '.join(SUPPORTED_OPS)}"
             )
 
@@ -169,8 +181,15 @@ def to_channels_last(qonnx: QonnxModel) -> ModelWrapper:
         # A model that already uses qonnx's channels-last ops was cleaned up when it was loaded.
         model = cleanup_model(model.transform(RemoveEmptyResizeRoi()))
         model = model.transform(ConvertToChannelsLastAndClean(make_input_channels_last=True))
-        model = model.transform(ChannelsLastSpatialOps())
+        # Each pass exposes Transposes for the other, so they alternate until the graph stops changing.
+        while True:
+            before = model.model.SerializeToString()
+            model = model.transform(MoveChannelsFirstPastQuant())
+            model = model.transform(ChannelsLastSpatialOps())
+            if model.model.SerializeToString() == before:
+                break
         model = model.transform(RemoveConsecutiveChanFirstAndChanLastTrafos())
+    model = model.transform(MaxPoolPaddingToPad())
     model = model.transform(RemoveOutputTranspose())
     with warnings.catch_warnings():
         # GemmToMatMul warns about every Gemm opset other than 9; the rewrite is the same.

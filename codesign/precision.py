@@ -17,6 +17,28 @@ narrowest type that contains every value the tensor can take:
   partial sums may leave the range without harm: arithmetic is modulo 2**W and
   the final sum is inside it.
 
+- depthwise convolution: as convolution, with each output channel summed
+  over its own kernel taps;
+- LeakyReLU: alpha must be a binary fraction ``a * 2**-Fa`` whose product with
+  every input code fits float32's 24-bit significand (else the float32
+  reference rounds and the model is rejected); alpha's type holds ``a``
+  exactly and the output has ``F_in + Fa`` fractional bits, or the type of a
+  Quant that hls4ml merged into the layer;
+- stream clones, reshapes and nearest resize: the input type (the C++ copies);
+- concatenation and two-input add: both inputs at the finer LSB, which is an
+  exact left shift; the add's interval is the sum of both;
+- average pooling (windowed or global): a power-of-two window of ``2**k``
+  values only; ``accum_t`` gets ``k`` extra fractional bits, so the C++'s
+  ``sum / count``, whose quotient keeps the dividend's fractional bits, is
+  exact. The following Quant rounds it as the reference does. Other window
+  sizes and padded average pooling are rejected;
+- BatchNormalization that reaches hls4ml as its own layer (after a
+  convolution) is rejected: its float scale ``gamma / sqrt(var + eps)`` is in
+  general no binary fraction, and the float32 reference rounds it. Fold it
+  into the convolution before export. A MatMul -> BatchNormalization ->
+  Quant chain becomes integer thresholds before this analysis
+  (``codesign.graph_passes``).
+
 No layer rounds or saturates except where the reference quantizes, so the
 C++ computes the reference's values exactly.
 """
@@ -231,6 +253,43 @@ def _depthwise_columns(layer, weights: np.ndarray) -> np.ndarray:
     return weights.reshape(-1, channels)
 
 
+def _average_interval(layer, source: Interval) -> tuple[Interval, Interval, str]:
+    """Return the accumulator and output intervals of hls4ml's average pooling.
+
+    The C++ (``nnet_pooling_stream.h``, hls4ml 1.3.0) converts each input to
+    ``accum_t``, sums in ``accum_t`` and divides by the window size; an
+    ``ap_fixed`` quotient keeps the dividend's fractional bits and truncates
+    the rest. With a power-of-two window of 2**k values and k extra fractional
+    bits in ``accum_t``, the quotient is exact. Other window sizes raise
+    UnsupportedModelError, because the reference's quotient is not a binary fraction.
+    """
+    if layer.class_name == "GlobalPooling2D":
+        count = layer.get_attr("in_height") * layer.get_attr("in_width")
+    else:
+        count = layer.get_attr("pool_height") * layer.get_attr("pool_width")
+        pads = [layer.get_attr(f"pad_{side}", 0) for side in ("top", "bottom", "left", "right")]
+        if any(pads):
+            raise UnsupportedModelError(
+                f"layer {layer.name!r} (AveragePooling2D): padding {pads} is not supported; hls4ml's streaming "
+                "pooling has no padding"
+            )
+    shift = count.bit_length() - 1
+    if count != 1 << shift:
+        raise UnsupportedModelError(
+            f"layer {layer.name!r} ({layer.class_name}): averaging {count} values is not exact in fixed point; "
+            "supported: windows of a power-of-two size"
+        )
+    total = Interval(count * source.lo, count * source.hi, source.frac)
+    if max(abs(total.lo), abs(total.hi)) >= 1 << FLOAT32_EXACT_BITS:
+        raise UnsupportedModelError(
+            f"layer {layer.name!r} ({layer.class_name}): the sum of {count} values needs more than "
+            f"{FLOAT32_EXACT_BITS} bits, so the float32 reference rounds it"
+        )
+    accum = total.rescale(source.frac + shift)
+    interval = Interval(total.lo, total.hi, source.frac + shift)
+    return accum, interval, f"sum of {count} inputs with {shift} extra fractional bits for the division by {count}"
+
+
 def infer_precision(hls_model) -> list[PrecisionEntry]:
     """Set every type of an hls4ml model to its exact width; return the precision table."""
     table: list[PrecisionEntry] = []
@@ -332,6 +391,29 @@ def infer_precision(hls_model) -> list[PrecisionEntry]:
                 precision = exact_type(interval)
                 _assign(output.type, precision)
             record(layer, "result", precision, interval, reason)
+
+        elif kind in ("Pooling2D", "GlobalPooling2D") and layer.get_attr("pool_op") == "Average":
+            accum, interval, reason = _average_interval(layer, inputs[0])
+            accum_precision = exact_type(accum)
+            precision = exact_type(interval)
+            _assign(layer.types["accum_t"], accum_precision)
+            _assign(output.type, precision)
+            record(layer, "accum", accum_precision, accum, reason)
+            record(layer, "result", precision, interval, "sum / count at the accumulator's LSB, exact")
+
+        elif kind in ("BatchNormalization", "BatchNormOnnx"):
+            raise UnsupportedModelError(
+                f"layer {layer.name!r} ({kind}): a separate batch normalization is not supported by exact lowering, "
+                "because its float scale gamma / sqrt(var + eps) makes the float32 reference round; fold it into "
+                "the preceding convolution's weights and bias before export"
+            )
+
+        elif kind == "Reshape":
+            # In io_stream a reshape is nnet::repack_stream, or nothing when hls4ml makes it in place.
+            interval = inputs[0]
+            precision = layer.get_input_variable().type.precision
+            _assign(output.type, precision)
+            record(layer, "result", precision, interval, "reshape keeps the input type")
 
         elif kind == "Clone":
             # nnet::clone_stream copies its input into streams of one type, the first output's.
