@@ -44,7 +44,7 @@ class EmulatedDevice:
                  jobs: int | None = None):
         try:
             from codesign import tensorfile
-            from codesign.csim import build
+            from codesign.csim import BuildError, build
             from codesign.project import load_project
         except ImportError as error:
             raise DeviceUnavailableError(
@@ -62,7 +62,13 @@ class EmulatedDevice:
                 "copy the whole project folder or re-run codesign convert"
             )
         self.frontend = is_frontend(project.meta)
-        self.binary, seconds = build(project, self.jobs)
+        try:
+            # The fast ap types model computes what AMD's headers compute; codesign csim checks it.
+            self.binary, seconds = build(project, self.jobs, ap_types="fast")
+        except BuildError as error:
+            log.warning("the fast ap types model cannot build %s (%s); using AMD's headers",
+                        project.root, str(error).strip().splitlines()[0])
+            self.binary, seconds = build(project, self.jobs)
         if seconds:
             log.info("compiled %s in %.1f s", self.binary, seconds)
 
