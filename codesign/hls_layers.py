@@ -6,6 +6,9 @@
   ``Resize`` to ``NEAREST_RESIZE_OP`` with its integer scale factors as
   attributes, and the handler registered here builds hls4ml's ``Resize``
   layer from the channels-last shapes.
+- Pooling with a stride smaller than its size: hls4ml's streaming pooling
+  asserts stride == size, so ``OverlappingPoolingFunctionTemplate`` calls
+  codesign's copy without that assertion.
 - Global average pooling: hls4ml's handler reads channels-first axes.
   ``ChannelsLastSpatialOps`` writes it as ``ReduceMean`` over H and W, which
   is renamed to ``GLOBAL_AVERAGE_POOL_OP`` here.
@@ -16,17 +19,22 @@ channels-last model keep the standard ops.
 
 from __future__ import annotations
 
+import hls4ml
 import numpy as np
 import onnx
+from hls4ml.backends.template import FunctionCallTemplate
 from hls4ml.converters.onnx_to_hls import get_onnx_attribute, register_onnx_layer_handler
+from hls4ml.model.layers import Pooling2D
 from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.general import RemoveUnusedTensors
 
 from codesign.errors import UnsupportedModelError
 from codesign.layouts import reduce_axes
+from codesign.templating import TEMPLATE_DIR
 
 NEAREST_RESIZE_OP = "CodesignNearestResize"
+POOLING_HEADER = "codesign_pooling.h"
 GLOBAL_AVERAGE_POOL_OP = "CodesignGlobalAveragePool"
 CODESIGN_DOMAIN = "codesign"
 
@@ -68,11 +76,45 @@ def _parse_global_average_pool(node, input_names, input_shapes, graph):
     }
 
 
+class OverlappingPoolingFunctionTemplate(FunctionCallTemplate):
+    """Call ``nnet::codesign_pooling2d_cl`` (``hls_templates/codesign_pooling.h``) for pooling with stride < size.
+
+    hls4ml's own template stays in use for non-overlapping pooling. The
+    conversion does not apply templates registered after hls4ml's import, so
+    ``apply_templates`` applies this one to the converted model.
+    """
+
+    def __init__(self):
+        super().__init__(Pooling2D, include_header=[f"nnet_utils/{POOLING_HEADER}"])
+        self.name = "codesign_overlapping_pooling2d_function_template"
+
+    def match(self, node):
+        if not super().match(node):
+            return False
+        return (node.get_attr("stride_height"), node.get_attr("stride_width")) != (
+            node.get_attr("pool_height"), node.get_attr("pool_width"))
+
+    def format(self, node):
+        params = self._default_function_params(node)
+        return "nnet::codesign_pooling2d_cl<{input_t}, {output_t}, {config}>({input}, {output});".format(**params)
+
+
+def apply_templates(hls_model) -> None:
+    """Apply codesign's function templates to the layers of a converted hls4ml model that they match."""
+    template = OverlappingPoolingFunctionTemplate()
+    for layer in hls_model.get_layers():
+        if template.match(layer):
+            template.transform(hls_model, layer)
+
+
 def register_handlers() -> None:
-    """Register codesign's ONNX handlers with hls4ml once per process."""
+    """Register codesign's ONNX handlers, templates and headers with hls4ml once per process."""
     global _registered
     if _registered:
         return
+    backend = hls4ml.backends.get_backend("Vitis")
+    backend.register_template(OverlappingPoolingFunctionTemplate)
+    backend.register_source(TEMPLATE_DIR / POOLING_HEADER)
     register_onnx_layer_handler(NEAREST_RESIZE_OP, _parse_nearest_resize)
     register_onnx_layer_handler(GLOBAL_AVERAGE_POOL_OP, _parse_global_average_pool)
     _registered = True

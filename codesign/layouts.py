@@ -348,3 +348,33 @@ class MaxPoolPaddingToPad(Transformation):
                     attribute.i = 0
             return model, True
         return model, False
+
+
+class RemoveInverseTransposes(Transformation):
+    """Remove Transpose pairs that cancel, also where the first Transpose feeds several consumers.
+
+    qonnx's ``RemoveConsecutiveChanFirstAndChanLastTrafos`` skips a Transpose
+    whose output forks, as at an input that feeds several branches.
+    """
+
+    def apply(self, model: ModelWrapper):
+        graph = model.graph
+        for node in graph.node:
+            if node.op_type != "Transpose":
+                continue
+            first = model.find_producer(node.input[0])
+            if first is None or first.op_type != "Transpose":
+                continue
+            if list(np.asarray(_perm(first))[_perm(node)]) != list(range(len(_perm(node)))):
+                continue
+            if node.output[0] in [output.name for output in graph.output]:
+                continue
+            for consumer in model.find_consumers(node.output[0]):
+                for index, name in enumerate(consumer.input):
+                    if name == node.output[0]:
+                        consumer.input[index] = first.input[0]
+            graph.node.remove(node)
+            if not model.find_consumers(first.output[0]) and first.output[0] not in [o.name for o in graph.output]:
+                graph.node.remove(first)
+            return model, True
+        return model, False

@@ -28,12 +28,13 @@ from qonnx.util.cleanup import cleanup_model
 from codesign.boards import Board
 from codesign.errors import UnsupportedModelError
 from codesign.export import QonnxModel
-from codesign.hls_layers import prepare_for_hls4ml
+from codesign.hls_layers import apply_templates, prepare_for_hls4ml
 from codesign.graph_passes import batchnorm_to_thresholds, needs_batchnorm_thresholds
 from codesign.layouts import (
     ChannelsLastSpatialOps,
     MaxPoolPaddingToPad,
     MoveChannelsFirstPastQuant,
+    RemoveInverseTransposes,
     RemoveEmptyResizeRoi,
     cleanup_channels_last,
     is_channels_last_model,
@@ -184,6 +185,7 @@ def to_channels_last(qonnx: QonnxModel) -> ModelWrapper:
         # Each pass exposes Transposes for the other, so they alternate until the graph stops changing.
         while True:
             before = model.model.SerializeToString()
+            model = model.transform(RemoveInverseTransposes())
             model = model.transform(MoveChannelsFirstPastQuant())
             model = model.transform(ChannelsLastSpatialOps())
             if model.model.SerializeToString() == before:
@@ -255,6 +257,7 @@ def lower(
             hls_config=config,
         )
     log.debug("hls4ml conversion output:\n%s", trace.getvalue())
+    apply_templates(hls_model)
     # The writer emits the per-layer save calls only with this model-wide flag.
     hls_model.config.trace_output = True
 
