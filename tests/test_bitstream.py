@@ -33,6 +33,7 @@ RUNTIME_FILES = {
     "host/codesign_runtime/boxes.py",
     "host/codesign_runtime/devices.py",
     "host/codesign_runtime/errors.py",
+    "host/codesign_runtime/frames.py",
     "host/codesign_runtime/images.py",
     "host/codesign_runtime/stream.py",
 }

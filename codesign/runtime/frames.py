@@ -1,10 +1,10 @@
 """Host side of the JPEG front-end: encode images into frames and lay them out in stream words.
 
 A project converted with ``--jpeg-frontend`` reads compressed frames instead
-of pixel codes: each frame is a 16-bit big-endian payload length followed by
-the payload, the entropy-coded scan data of one JPEG file in the project's
-fixed stream format (tables, image size and subsampling recorded in
-codesign.json and ``jpeg_header.bin``). No JPEG header travels.
+of pixel codes. Each frame is a 16-bit big-endian payload length followed by
+the payload, the entropy-coded scan data of one JPEG file. All files share
+the project's fixed stream format (tables, image size and subsampling in
+codesign.json and ``jpeg_header.bin``), so no JPEG header travels.
 
 Frames travel as 8-bit values of the stream word format (stream.py): frame
 byte k sits in bits 8 (k mod 8) .. 8 (k mod 8) + 7 of word k / 8, and the last
