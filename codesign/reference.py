@@ -97,6 +97,10 @@ class QuantToStandardOps(Transformation):
                 model.set_initializer(node.output[0], np.asarray(folded, dtype=np.float32))
                 graph.node.remove(node)
                 return model, True
+            if node.op_type == "BipolarQuant":
+                graph.node.extend(self._expand_bipolar(model, node))
+                graph.node.remove(node)
+                return model, True
             if node.op_type != "Quant":
                 continue
             params = quant_params(model, node)
@@ -118,6 +122,19 @@ class QuantToStandardOps(Transformation):
             return model, True
         model = model.transform(SortGraph())
         return model, False
+
+    @staticmethod
+    def _expand_bipolar(model: ModelWrapper, node: onnx.NodeProto) -> list[onnx.NodeProto]:
+        """Expand y = (x >= 0 ? +1 : -1) * scale, qonnx's BipolarQuant."""
+        prefix = node.name or node.output[0]
+        scale = np.asarray(model.get_initializer(node.input[1]), dtype=np.float32)
+        model.set_initializer(f"{prefix}_zero", np.float32(0.0))
+        model.set_initializer(f"{prefix}_positive", scale)
+        model.set_initializer(f"{prefix}_negative", -scale)
+        return [
+            helper.make_node("GreaterOrEqual", [node.input[0], f"{prefix}_zero"], [f"{prefix}_sign"]),
+            helper.make_node("Where", [f"{prefix}_sign", f"{prefix}_positive", f"{prefix}_negative"], [node.output[0]]),
+        ]
 
     @staticmethod
     def _expand(model: ModelWrapper, node: onnx.NodeProto, params: QuantParams) -> list[onnx.NodeProto]:

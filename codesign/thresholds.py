@@ -15,6 +15,7 @@ after the input quantizer an integer code tensor with a *carried scale* ``g``
 - a ``Quant`` activation (possibly after a ReLU, a bias Add or max pooling)
   becomes a ``CodesignThreshold`` node: output code = offset + count(A >= T_k)
   with per-channel integer thresholds ``T_k`` (FINN's MultiThreshold form).
+  A ``BipolarQuant`` activation becomes one threshold with code -1 + 2 * count.
   The code is the quantizer's integer minus its zero point, so zero padding
   and the next layer see a real zero as code 0; the carried scale of the
   result is the quantizer's scale;
@@ -132,6 +133,17 @@ def quant_thresholds(
                 value = round_half_even_threshold(level, alpha, beta, out_scale, zp)
                 thresholds[channel, k] = min(max(value, THRESHOLD_ALWAYS), THRESHOLD_NEVER)
     return thresholds, params.code_min - zp
+
+
+def bipolar_thresholds(alphas: list[Fraction], betas: list[Fraction], relu: bool) -> np.ndarray:
+    """Return the one threshold per channel of a BipolarQuant: +1 where v = alphas[c] * A + betas[c] >= 0.
+
+    After a ReLU, v >= 0 always holds, so every code is +1.
+    """
+    thresholds = np.empty((len(alphas), 1), dtype=object)
+    for channel, (alpha, beta) in enumerate(zip(alphas, betas)):
+        thresholds[channel, 0] = THRESHOLD_ALWAYS if relu else max(math.ceil(-beta / alpha), THRESHOLD_ALWAYS)
+    return thresholds
 
 
 @dataclass
@@ -309,19 +321,28 @@ class _Rewriter:
         self.affine[node.output[0]] = affine
 
     def threshold(self, node, affine: _Affine) -> None:
-        where = f"node {node.name!r} (Quant)"
-        params = quant_params(self.model, node)
-        thresholds, offset = quant_thresholds(affine.alphas, affine.betas, params, affine.relu, where)
-        out_min = params.code_min - int(round(float(np.unique(params.zero_point)[0])))
-        out_max = params.code_max - int(round(float(np.unique(params.zero_point)[0])))
+        where = f"node {node.name!r} ({node.op_type})"
+        step = 1
+        if node.op_type == "BipolarQuant":
+            scale = np.unique(np.asarray(self.model.get_initializer(node.input[1]), dtype=np.float32))
+            if scale.size != 1:
+                raise UnsupportedModelError(f"{where}: per-channel bipolar scales are not supported")
+            thresholds = bipolar_thresholds(affine.alphas, affine.betas, affine.relu)
+            offset, out_min, out_max, step = -1, -1, 1, 2
+        else:
+            params = quant_params(self.model, node)
+            scale = np.unique(params.scale)
+            thresholds, offset = quant_thresholds(affine.alphas, affine.betas, params, affine.relu, where)
+            out_min = params.code_min - int(round(float(np.unique(params.zero_point)[0])))
+            out_max = params.code_max - int(round(float(np.unique(params.zero_point)[0])))
         replacement = helper.make_node(
             THRESHOLD_OP, [affine.source], [node.output[0]], name=node.name, domain=DOMAIN,
             thresholds=onnx.numpy_helper.from_array(np.asarray(thresholds.tolist(), dtype=np.int64)),
-            offset=int(offset), out_min=int(out_min), out_max=int(out_max),
-            carried_scale=float(np.unique(params.scale)[0]),
+            offset=int(offset), out_min=int(out_min), out_max=int(out_max), step=step,
+            carried_scale=float(scale[0]),
         )
         self._replace(node, affine, replacement)
-        self.scales[node.output[0]] = _fraction(np.unique(params.scale)[0])
+        self.scales[node.output[0]] = _fraction(scale[0])
         self.thresholds.append(node.name)
 
     def rescale(self, output: str, affine: _Affine) -> None:
@@ -363,13 +384,13 @@ class _Rewriter:
             source = node.input[0] if node.input else ""
             if op == "Quant" and source == input_name:
                 self.input_quantizer(node)
-            elif op == "BipolarQuant":
-                raise UnsupportedModelError(f"{where}: bipolar activations are not supported; only bipolar weights are")
+            elif op == "BipolarQuant" and source == input_name:
+                raise UnsupportedModelError(f"{where}: a bipolar input quantizer is not supported; use Quant")
             elif op in ("Conv", "MatMul"):
                 self.accumulate(node)
-            elif op == "Quant" and source in self.affine:
+            elif op in ("Quant", "BipolarQuant") and source in self.affine:
                 self.threshold(node, self.affine[source])
-            elif op == "Quant" and source in self.scales:
+            elif op in ("Quant", "BipolarQuant") and source in self.scales:
                 # A requantization of codes: the accumulator is the code tensor itself.
                 count = self.model.get_tensor_shape(source)[-1]
                 affine = _Affine(source=source, alphas=[self.scales[source]] * count, betas=[Fraction(0)] * count,

@@ -1,7 +1,7 @@
 // Integer requantization layers for exact lowering of float scales (io_stream).
 //
-// codesign_threshold: output code = offset + count(acc >= thresholds[c][k]),
-// the form of FINN's MultiThreshold. The thresholds of each channel ascend, so
+// codesign_threshold: output code = offset + step * count(acc >= thresholds[c][k]),
+// the form of FINN's MultiThreshold (step 2 gives a bipolar quantizer's -1 and +1). The thresholds of each channel ascend, so
 // a binary search of log2(n_thresholds) + 1 compares finds the count.
 //
 // codesign_rescale: output = round half to even((acc * multiplier[c] + offset[c]) / 2^shift),
@@ -39,7 +39,7 @@ ThresholdLoop:
                     count += step;
                 }
             }
-            out_data[j] = CONFIG_T::offset + int(count);
+            out_data[j] = CONFIG_T::offset + CONFIG_T::step * int(count);
         }
 
         res.write(out_data);

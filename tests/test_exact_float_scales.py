@@ -224,11 +224,31 @@ def test_float_output_within_stated_bound(tmp_path):
 
 
 @pytest.mark.slow
-def test_bipolar_activation_rejected_with_node_name(tmp_path, capsys):
+def test_bipolar_activation_exact(tmp_path):
+    torch.manual_seed(10)
     module = torch.nn.Sequential(
         qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, return_quant_tensor=True),
-        qnn.QuantLinear(8, 4, bias=True, weight_quant=Int8WeightPerTensorFloat, return_quant_tensor=False),
+        qnn.QuantLinear(8, 6, bias=True, weight_quant=Int8WeightPerTensorFloat, return_quant_tensor=False),
         qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst, return_quant_tensor=True),
+        qnn.QuantLinear(6, 4, bias=True, weight_quant=Int8WeightPerTensorFloat, return_quant_tensor=False),
+        qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, return_quant_tensor=True),
+    )
+    _calibrate(module, (1, 8))
+
+    qonnx_ops = [node.op_type for node in export(_Exportable(module, (1, 8)), tmp_path / "ops").model.graph.node]
+    _, status, report = _convert_and_simulate(module, (1, 8), tmp_path)
+
+    assert "BipolarQuant" in qonnx_ops
+    assert status == 0
+    assert report["exact_fraction"] == 1.0
+
+
+@pytest.mark.slow
+def test_input_zero_point_rejected_with_node_name(tmp_path, capsys):
+    module = torch.nn.Sequential(
+        qnn.QuantIdentity(act_quant=ShiftedUint8ActPerTensorFloat, return_quant_tensor=True),
+        qnn.QuantLinear(8, 4, bias=True, weight_quant=Int8WeightPerTensorFloat, return_quant_tensor=False),
+        qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, return_quant_tensor=True),
     )
     _calibrate(module, (1, 8))
     qonnx = export(_Exportable(module, (1, 8)), tmp_path / "export")
@@ -237,8 +257,8 @@ def test_bipolar_activation_rejected_with_node_name(tmp_path, capsys):
     error = capsys.readouterr().err
 
     assert status == 2
-    assert "(BipolarQuant)" in error
-    assert "bipolar activations are not supported" in error
+    assert "(Quant)" in error
+    assert "input quantizer needs one scale and zero point 0" in error
     assert len(error.strip().splitlines()) == 1
     assert not (tmp_path / "project").exists()
 

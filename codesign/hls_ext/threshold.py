@@ -52,7 +52,7 @@ def _integer_type(low: int, high: int) -> FixedPrecisionType:
 
 
 class CodesignThreshold(Layer):
-    """Per-channel thresholds on an integer accumulator; outputs ``offset + count(acc >= T[c, k])``."""
+    """Per-channel thresholds on an integer accumulator; outputs ``offset + step * count(acc >= T[c, k])``."""
 
     def initialize(self):
         shape = self.get_input_variable().shape
@@ -92,6 +92,8 @@ def _parse_threshold(node, input_names, input_shapes, graph):
         "out_min": int(get_onnx_attribute(node, "out_min")),
         "out_max": int(get_onnx_attribute(node, "out_max")),
         "carried_scale": float(get_onnx_attribute(node, "carried_scale")),
+        # 2 for a BipolarQuant (codes -1 and +1), else 1.
+        "step": int(get_onnx_attribute(node, "step", 1)),
     }
 
 
@@ -133,6 +135,7 @@ class ThresholdConfigTemplate(LayerConfigTemplate):
             f"    static const unsigned n_thresholds = {count};\n"
             f"    static const unsigned search_start = {search_start};\n"
             f"    static const int offset = {node.get_attr('offset')};\n"
+            f"    static const int step = {node.get_attr('step', 1)};\n"
             f"    typedef {threshold_t} threshold_t;\n"
             f"    static const threshold_t thresholds[{node.get_attr('n_chan')}][{max(count, 1)}];\n"
             f"}};\n"
@@ -205,8 +208,9 @@ def threshold_precision(layer, inputs: list[Interval], record) -> Interval:
            f"{thresholds.shape[1]} thresholds per channel, clamped to the accumulator range")
 
     offset = layer.get_attr("offset")
-    low = offset + int((thresholds <= source.lo).sum(axis=1).min())
-    high = offset + int((thresholds <= source.hi).sum(axis=1).max())
+    step = layer.get_attr("step", 1)
+    low = offset + step * int((thresholds <= source.lo).sum(axis=1).min())
+    high = offset + step * int((thresholds <= source.hi).sum(axis=1).max())
     interval = Interval(low, high, 0)
     precision = exact_type(interval)
     _assign(layer.get_output_variable().type, precision)
