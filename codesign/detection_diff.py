@@ -17,7 +17,7 @@ def compare_detections(hardware: np.ndarray, software: np.ndarray, stride: int, 
     """Decode both N x grid x grid x C outputs image by image; return how their detections differ.
 
     ``same_detections`` counts images with the same number of detections and
-    the same classes in the same order; the maximum score and box
+    the same classes in the same order. The maximum score and box
     differences (pixels) are taken over those images.
     """
     same = 0

@@ -1,4 +1,4 @@
-"""Exact lowering of float (non-power-of-two) scales, zero points and bipolar weights.
+"""Exact lowering of float (non-power-of-two) scales, zero points and bipolar quantizers.
 
 Each case exports a Brevitas model with float-scale quantizers to QONNX,
 converts it and C-simulates it on random inputs inside the input quantizer's
