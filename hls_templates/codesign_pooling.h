@@ -16,8 +16,12 @@ namespace nnet {
 
 template <class data_T, class res_T, typename CONFIG_T>
 void codesign_pooling2d_cl(hls::stream<data_T> &data, hls::stream<res_T> &res) {
-    assert(CONFIG_T::pad_top == 0 && CONFIG_T::pad_bottom == 0 && CONFIG_T::pad_left == 0 && CONFIG_T::pad_right == 0);
-    assert(CONFIG_T::stride_height <= CONFIG_T::pool_height && CONFIG_T::stride_width <= CONFIG_T::pool_width);
+    assert(CONFIG_T::pad_top == 0);
+    assert(CONFIG_T::pad_bottom == 0);
+    assert(CONFIG_T::pad_left == 0);
+    assert(CONFIG_T::pad_right == 0);
+    assert(CONFIG_T::stride_height <= CONFIG_T::pool_height);
+    assert(CONFIG_T::stride_width <= CONFIG_T::pool_width);
 
     static ap_shift_reg<typename data_T::value_type, CONFIG_T::in_width> line_buffer[MAX(CONFIG_T::pool_height - 1, 1)]
                                                                                     [CONFIG_T::n_filt];
