@@ -242,7 +242,6 @@ def rescale_precision(layer, inputs: list[Interval], record) -> Interval:
         product_lo = max(product_lo, 0)
         product_hi = max(product_hi, 0)
     product_interval = Interval(product_lo, product_hi, 0)
-    _assign(layer.types["product_t"], exact_type(product_interval, signed=True))
 
     # One LSB is at most one accumulator step of the finest channel, and the
     # output is exact when the constants need no more fractional bits.
@@ -263,6 +262,9 @@ def rescale_precision(layer, inputs: list[Interval], record) -> Interval:
             break
         frac -= 1
     layer.set_attr("shift", shift)
+    # The rounding step forms 2**(shift - 1) and 2**shift in the product type, so it needs shift + 2 bits.
+    product_width = max(exact_type(product_interval, signed=True).width, shift + 2)
+    _assign(layer.types["product_t"], FixedPrecisionType(product_width, product_width, signed=True))
     _assign(layer.get_output_variable().type, precision)
     bound = 0.5 if shift else 0.0
     layer.set_attr("error_bound_lsb", bound)
