@@ -6,6 +6,10 @@
 //
 // codesign_rescale: output = round half to even((acc * multiplier[c] + offset[c]) / 2^shift),
 // written as the raw bits of the output fixed type, whose LSB is 2^-out_frac.
+//
+// NOTE: only C simulation (g++) has run these layers; no Vitis HLS synthesis yet. The threshold
+// table of each channel is a ROM read at a data-dependent index, and no ARRAY_PARTITION pragma
+// splits it by channel, so the unrolled channel loop may not reach II=1.
 #ifndef CODESIGN_THRESHOLD_H_
 #define CODESIGN_THRESHOLD_H_
 
