@@ -257,7 +257,6 @@ def lower(
             hls_config=config,
         )
     log.debug("hls4ml conversion output:\n%s", trace.getvalue())
-    apply_templates(hls_model)
     # The writer emits the per-layer save calls only with this model-wide flag.
     hls_model.config.trace_output = True
 
@@ -265,6 +264,8 @@ def lower(
     if has_thresholds:
         # The threshold and rescale templates render constants that infer_precision clamped and sized.
         hls_model.apply_flow("vitis:apply_templates")
+    # After any re-run of hls4ml's templates, which would restore hls4ml's calls.
+    apply_templates(hls_model)
     output_var = hls_model.get_output_variables()[0]
     input_shape = tuple(model.get_tensor_shape(input_name))
     output_shape = tuple(model.get_tensor_shape(model.graph.output[0].name))
