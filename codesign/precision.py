@@ -246,10 +246,19 @@ def _aligned(sources: list[Interval]) -> list[Interval]:
 
 
 def _depthwise_columns(layer, weights: np.ndarray) -> np.ndarray:
-    """Return depthwise weights as (kernel taps, output channels) so each column sums one channel."""
-    channels = layer.get_attr("n_chan") * layer.get_attr("depth_multiplier", 1)
-    if weights.size % channels:
-        raise UnsupportedModelError(f"layer {layer.name!r}: depthwise weights {weights.shape} do not split into {channels} channels")
+    """Return depthwise weights as (kernel taps, output channels) so each column sums one channel.
+
+    hls4ml 1.3.0 stores them as (kernel height, kernel width, 1, channels);
+    that layout was checked for a depth multiplier of 1 only, so other
+    multipliers raise UnsupportedModelError.
+    """
+    multiplier = layer.get_attr("depth_multiplier", 1)
+    channels = layer.get_attr("n_chan")
+    if multiplier != 1 or weights.shape[-1] != channels:
+        raise UnsupportedModelError(
+            f"layer {layer.name!r} ({layer.class_name}): depth multiplier {multiplier} (weights {weights.shape}) "
+            "is not supported; supported: one output channel per input channel"
+        )
     return weights.reshape(-1, channels)
 
 
