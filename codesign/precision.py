@@ -27,11 +27,11 @@ narrowest type that contains every value the tensor can take:
 - stream clones, reshapes and nearest resize: the input type (the C++ copies);
 - concatenation and two-input add: both inputs at the finer LSB, which is an
   exact left shift; the add's interval is the sum of both;
-- average pooling (windowed or global): a power-of-two window of ``2**k``
-  values only; ``accum_t`` gets ``k`` extra fractional bits, so the C++'s
-  ``sum / count``, whose quotient keeps the dividend's fractional bits, is
-  exact. The following Quant rounds it as the reference does. Other window
-  sizes and padded average pooling are rejected;
+- average pooling (windowed or global, no padding): ``accum_t`` gets extra
+  fractional bits so that the C++'s ``sum / count``, whose quotient keeps the
+  dividend's fractional bits, is exact for a power-of-two window, and
+  otherwise close enough that the Quant which must follow rounds it as it
+  rounds the reference's average (see ``_average_interval``);
 - BatchNormalization that reaches hls4ml as its own layer (after a
   convolution) is rejected: its float scale ``gamma / sqrt(var + eps)`` is in
   general no binary fraction, and the float32 reference rounds it. Fold it
@@ -262,41 +262,67 @@ def _depthwise_columns(layer, weights: np.ndarray) -> np.ndarray:
     return weights.reshape(-1, channels)
 
 
-def _average_interval(layer, source: Interval) -> tuple[Interval, Interval, str]:
+def _following_quantizer(hls_model, layer) -> FixedPrecisionType | None:
+    """Return the type of the quantizer layer that alone reads this layer's output, or None."""
+    readers = [other for other in hls_model.get_layers() if layer.outputs[0] in other.inputs]
+    if len(readers) != 1 or readers[0].class_name != "Activation" or readers[0].get_attr("quantizer") is None:
+        return None
+    return _precision_of(readers[0])
+
+
+def _average_interval(layer, source: Interval, quantizer: FixedPrecisionType | None) -> tuple[Interval, Interval, str]:
     """Return the accumulator and output intervals of hls4ml's average pooling.
 
     The C++ (``nnet_pooling_stream.h``, hls4ml 1.3.0) converts each input to
-    ``accum_t``, sums in ``accum_t`` and divides by the window size; an
+    ``accum_t``, sums in ``accum_t`` and divides by the window size N. An
     ``ap_fixed`` quotient keeps the dividend's fractional bits and truncates
-    the rest. With a power-of-two window of 2**k values and k extra fractional
-    bits in ``accum_t``, the quotient is exact. Other window sizes raise
-    UnsupportedModelError, because the reference's quotient is not a binary fraction.
+    the rest, so ``accum_t`` gets g extra fractional bits:
+
+    - N = 2**k: g = k, and the quotient is exact.
+    - other N: the quotient is rounded by the quantizer that must read it
+      (Fq fractional bits). An inexact quotient S / (N * 2**F_in) lies at least
+      1 / (N * 2**(F_in + Fq + 1)) from every rounding tie, so with
+      g = Fq + 1 + ceil(log2 N) + 1 the truncation never reaches or crosses a
+      tie and the quantizer rounds it as it rounds the exact quotient. The
+      float32 reference's own error (sum / N, at most 2 ulp) must stay below
+      that distance too, which bounds the sum's code to 2**(22 - Fq).
     """
+    where = f"layer {layer.name!r} ({layer.class_name})"
     if layer.class_name == "GlobalPooling2D":
         count = layer.get_attr("in_height") * layer.get_attr("in_width")
     else:
         count = layer.get_attr("pool_height") * layer.get_attr("pool_width")
         pads = [layer.get_attr(f"pad_{side}", 0) for side in ("top", "bottom", "left", "right")]
         if any(pads):
-            raise UnsupportedModelError(
-                f"layer {layer.name!r} (AveragePooling2D): padding {pads} is not supported; hls4ml's streaming "
-                "pooling has no padding"
-            )
-    shift = count.bit_length() - 1
-    if count != 1 << shift:
-        raise UnsupportedModelError(
-            f"layer {layer.name!r} ({layer.class_name}): averaging {count} values is not exact in fixed point; "
-            "supported: windows of a power-of-two size"
-        )
+            raise UnsupportedModelError(f"{where}: padding {pads} is not supported; hls4ml's streaming pooling has no padding")
     total = Interval(count * source.lo, count * source.hi, source.frac)
-    if max(abs(total.lo), abs(total.hi)) >= 1 << FLOAT32_EXACT_BITS:
+    largest = max(abs(total.lo), abs(total.hi))
+    if largest >= 1 << FLOAT32_EXACT_BITS:
         raise UnsupportedModelError(
-            f"layer {layer.name!r} ({layer.class_name}): the sum of {count} values needs more than "
-            f"{FLOAT32_EXACT_BITS} bits, so the float32 reference rounds it"
+            f"{where}: the sum of {count} values needs more than {FLOAT32_EXACT_BITS} bits, so the float32 reference rounds it"
         )
+    shift = count.bit_length() - 1
+    if count == 1 << shift:
+        reason = f"sum of {count} inputs with {shift} extra fractional bits for the division by {count}"
+    else:
+        if quantizer is None:
+            raise UnsupportedModelError(
+                f"{where}: the average of {count} values is no binary fraction, so a quantizer must read it "
+                "(and only it); add a QuantIdentity after the pooling"
+            )
+        quant_frac = quantizer.width - quantizer.integer
+        if quant_frac >= 22 or largest >= 1 << (22 - quant_frac):
+            raise UnsupportedModelError(
+                f"{where}: the sum of {count} values (up to {largest.bit_length()} bits) is too wide for the float32 "
+                f"reference to round its average like the following quantizer with 2^-{quant_frac} steps"
+            )
+        shift = max(quant_frac + 1, 0) + (count - 1).bit_length() + 1
+        reason = (f"sum of {count} inputs with {shift} extra fractional bits: the truncated quotient rounds "
+                  f"like the exact one in the following quantizer")
     accum = total.rescale(source.frac + shift)
-    interval = Interval(total.lo, total.hi, source.frac + shift)
-    return accum, interval, f"sum of {count} inputs with {shift} extra fractional bits for the division by {count}"
+    # The quotient lies between the input's bounds, held with the accumulator's fractional bits.
+    interval = Interval(source.lo << shift, source.hi << shift, source.frac + shift)
+    return accum, interval, reason
 
 
 def infer_precision(hls_model) -> list[PrecisionEntry]:
@@ -402,7 +428,7 @@ def infer_precision(hls_model) -> list[PrecisionEntry]:
             record(layer, "result", precision, interval, reason)
 
         elif kind in ("Pooling2D", "GlobalPooling2D") and layer.get_attr("pool_op") == "Average":
-            accum, interval, reason = _average_interval(layer, inputs[0])
+            accum, interval, reason = _average_interval(layer, inputs[0], _following_quantizer(hls_model, layer))
             accum_precision = exact_type(accum)
             precision = exact_type(interval)
             _assign(layer.types["accum_t"], accum_precision)

@@ -271,6 +271,25 @@ def test_average_and_global_average_pool(tmp_path):
     assert report["exact_fraction"] == 1.0
 
 
+def test_average_pool_odd_windows(tmp_path):
+    module = torch.nn.Sequential(
+        _act(8),
+        torch.nn.AvgPool2d(3),
+        _act(6),
+        # 3x3 = 9 values: the average is no binary fraction, so the quantizer after it rounds.
+        torch.nn.AdaptiveAvgPool2d(1),
+        _act(8),
+    )
+    project, status = _convert(module, (1, 4, 9, 9), tmp_path, calibration_scale=2.0)
+    assert status == 0
+
+    status, report = _simulate(project, tmp_path, count=50)
+
+    assert status == 0
+    assert report["values"] == 50 * 4
+    assert report["exact_fraction"] == 1.0
+
+
 def test_batch_norm_after_conv_rejected(tmp_path, capsys):
     module = torch.nn.Sequential(
         _act(tensor=True),
