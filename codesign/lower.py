@@ -143,7 +143,7 @@ SUPPORTED_OPS = (
 )
 
 
-# Why some ops that qonnx leaves in a channels-last model cannot be lowered.
+# Rejection reasons for ops that qonnx can leave in a channels-last model, appended to the error message.
 UNSUPPORTED_OP_HINTS = {
     "Transpose": (
         " (a channel shuffle or a layout change that qonnx could not remove): hls4ml's io_stream "

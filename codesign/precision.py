@@ -21,7 +21,7 @@ narrowest type that contains every value the tensor can take:
   over its own kernel taps;
 - LeakyReLU: alpha must be a binary fraction ``a * 2**-Fa`` whose product with
   every input code fits float32's 24-bit significand (else the float32
-  reference rounds and the model is rejected); alpha's type holds ``a``
+  reference rounds and the model is rejected); alpha's type contains ``a``
   exactly and the output has ``F_in + Fa`` fractional bits, or the type of a
   Quant that hls4ml merged into the layer;
 - stream clones, reshapes and nearest resize: the input type (the C++ copies);
@@ -307,8 +307,8 @@ def _average_interval(layer, source: Interval, quantizer: FixedPrecisionType | N
     else:
         if quantizer is None:
             raise UnsupportedModelError(
-                f"{where}: the average of {count} values is no binary fraction, so a quantizer must read it "
-                "(and only it); add a QuantIdentity after the pooling"
+                f"{where}: quantizer missing after the average of {count} values, which is not a binary fraction; "
+                "add a QuantIdentity that alone reads the pooling's output"
             )
         quant_frac = quantizer.width - quantizer.integer
         if quant_frac >= 22 or largest >= 1 << (22 - quant_frac):
