@@ -25,6 +25,7 @@ computes. The decoded samples are the detector's input codes unchanged
 from __future__ import annotations
 
 import logging
+import re
 
 import hls4ml
 from hls4ml.backends.template import FunctionCallTemplate, LayerConfigTemplate
@@ -43,8 +44,8 @@ LAYER_NAME = "JpegDecoder"
 NODE_NAME = "jpeg_decoder"
 PASS_NAME = "codesign_insert_jpeg_decoder"
 FLOW_NAME = "codesign_jpeg_frontend"
-# Key of the model configuration (``ModelGraph.config.config``) that asks the
-# pass for a decoder; its value describes the stream format.
+# Key of the model configuration (``ModelGraph.config.config``) that requests
+# a decoder from the pass. Its value describes the stream format.
 CONFIG_KEY = "CodesignJpegFrontend"
 LAYER_HEADER = "nnet_jpeg_decoder.h"
 SOURCES = (hls.KERNEL_HEADER, LAYER_HEADER)
@@ -133,6 +134,9 @@ class InsertJpegDecoder(OptimizerPass):
         decoder = model.make_node(
             LAYER_NAME, NODE_NAME, {"jpeg_tables": format_entry["tables"], "n_chan": pixels.shape[-1]}, [node.outputs[0]]
         )
+        consumers = node.get_output_nodes()
+        if len(consumers) != 1:
+            raise ValueError(f"the JPEG decoder layer needs an input that one layer reads, but {len(consumers)} read it")
         model.insert_node(decoder)
         # Conversion already gave every other variable its Vitis stream type.
         transform_types = get_optimizer("vivado:transform_types")
@@ -143,8 +147,27 @@ class InsertJpegDecoder(OptimizerPass):
         # One image line decouples the decoder's line bursts from the next
         # layer, as codesign.estimate.jpeg assumes.
         decoder.get_output_variable().pragma = ("stream", tables.frame.width)
+        for consumer in consumers:
+            _rename_call_input(consumer, pixels.name, pixels.type.name, decoder.get_output_variable())
         log.debug("inserted %s after input %s", decoder.name, node.name)
         return True
+
+
+def _rename_call_input(layer, old_name: str, old_type: str, variable) -> None:
+    """Make a layer's rendered function call read ``variable`` in place of the graph input.
+
+    Only the call's input argument and its first template argument change,
+    so templates that other code applied to the layer stay in effect.
+    Raises ``ValueError`` when the call does not read the old input.
+    """
+    call = layer.get_attr("function_cpp")
+    if call is None:
+        return  # The backend's template flow has not run yet and will render the new input.
+    renamed = re.sub(rf"<{re.escape(old_type)}\b", f"<{variable.type.name}", call, count=1)
+    renamed, count = re.subn(rf"\({re.escape(old_name)}\b", f"({variable.name}", renamed, count=1)
+    if count != 1 or renamed == call:
+        raise ValueError(f"layer {layer.name}: its call {call!r} does not read the graph input {old_name}")
+    layer.set_attr("function_cpp", renamed)
 
 
 def register_extension() -> None:
@@ -167,15 +190,17 @@ def register_extension() -> None:
 def attach_decoder(hls_model, front_end: FrontEnd) -> None:
     """Make a converted hls4ml model read frames of ``front_end``'s stream format.
 
-    Runs the ``codesign_jpeg_frontend`` flow, then the backend's template
-    flow again, so that the layer after the decoder names its new input
-    variable in the generated call. Raises ``ValueError`` when the model's
-    input is not ``ap_ufixed<8,0>`` pixels of the format's size.
+    Runs the ``codesign_jpeg_frontend`` flow, then renders the decoder's
+    templates. The backend's template flow does not run again, because it
+    would replace templates that other code applied after conversion. Raises
+    ``ValueError`` when the model's input is not ``ap_ufixed<8,0>`` pixels of
+    the format's size.
     """
     register_extension()
     hls_model.config.config[CONFIG_KEY] = {"format": front_end.describe(), "tables": tables_to_dict(front_end.tables)}
     hls_model.apply_flow(f"{BACKEND.lower()}:{FLOW_NAME}")
-    hls_model.apply_flow(f"{BACKEND.lower()}:apply_templates")
     decoders = [layer for layer in hls_model.get_layers() if layer.class_name == LAYER_NAME]
     if len(decoders) != 1:
         raise ValueError(f"the {FLOW_NAME} flow left {len(decoders)} JPEG decoder layers; expected 1")
+    for template in (JpegDecoderConfigTemplate(), JpegDecoderFunctionTemplate()):
+        template.transform(hls_model, decoders[0])
