@@ -17,7 +17,7 @@ the graph input to the compressed byte stream (``ap_uint<8>`` packets of one
 byte) and inserts the decoder between the input and the layer that read the
 pixels, so the hls4ml top itself takes frames. The pass runs after
 conversion and after ``codesign.precision`` has set every type, so the
-interval analysis sees the pixel-input graph that the QONNX reference
+interval analysis runs on the pixel-input graph that the QONNX reference
 computes. The decoded samples are the detector's input codes unchanged
 (``ap_ufixed<8,0>``, value = sample / 256), which keeps the design exact.
 """
