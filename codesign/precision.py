@@ -32,12 +32,11 @@ narrowest type that contains every value the tensor can take:
   dividend's fractional bits, is exact for a power-of-two window, and
   otherwise close enough that the Quant which must follow rounds it as it
   rounds the reference's average (see ``_average_interval``);
-- BatchNormalization that reaches hls4ml as its own layer (after a
-  convolution) is rejected: its float scale ``gamma / sqrt(var + eps)`` is in
-  general no binary fraction, and the float32 reference rounds it. Fold it
-  into the convolution before export. A MatMul -> BatchNormalization ->
-  Quant chain becomes integer thresholds before this analysis
-  (``codesign.graph_passes``).
+- BatchNormalization that reaches hls4ml as its own layer is rejected: its
+  float scale ``gamma / sqrt(var + eps)`` is in general no binary fraction,
+  and the float32 reference rounds it. A Conv or MatMul ->
+  BatchNormalization -> [Relu] -> Quant chain becomes integer thresholds
+  before this analysis (``codesign.batchnorm``, ``codesign.graph_passes``).
 
 No layer rounds or saturates except where the reference quantizes, so the
 C++ computes the reference's values exactly.

@@ -19,6 +19,9 @@ after the input quantizer an integer code tensor with a *carried scale* ``g``
   The code is the quantizer's integer minus its zero point, so zero padding
   and the next layer see a real zero as code 0; the carried scale of the
   result is the quantizer's scale;
+- a ``BatchNormalization`` between the layer and its quantizer (QAT models
+  keep it there) also ends in a ``CodesignThreshold`` node, whose thresholds
+  come from the reference's own float32 arithmetic (``codesign.batchnorm``);
 - a convolution or dense layer whose output is the graph output without a
   quantizer becomes a ``CodesignRescale`` node: the nearest value, round half
   to even, of a fixed type chosen by the precision stage.
@@ -81,6 +84,22 @@ def needs_threshold_lowering(model: ModelWrapper) -> bool:
         if scale is None or zero_point is None:
             continue
         if not _is_power_of_two(scale) or np.any(np.asarray(zero_point) != 0):
+            return True
+    return _has_layer_batchnorm(model)
+
+
+def _has_layer_batchnorm(model: ModelWrapper) -> bool:
+    """Return True when a BatchNormalization follows a Conv, a MatMul or its bias Add.
+
+    The integer-code MatMul -> BatchNormalization -> Quant chains of FINN-style
+    models keep their own lowering (``codesign.graph_passes.batchnorm_to_thresholds``).
+    """
+    from codesign.graph_passes import _batchnorm_quant_pairs
+
+    own = {batchnorm.name for _, batchnorm, _ in _batchnorm_quant_pairs(model)}
+    for node in model.get_nodes_by_op_type("BatchNormalization"):
+        producer = model.find_producer(node.input[0])
+        if node.name not in own and producer is not None and producer.op_type in ("Conv", "MatMul", "Add"):
             return True
     return False
 
@@ -180,6 +199,15 @@ class _Affine:
     relu: bool = False
     removed: list[onnx.NodeProto] = field(default_factory=list)
     layer: str = ""
+    # Per-channel accumulator bounds, when the layer's input code range is known.
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+    # BatchNormalization and the ReLUs after it, which the threshold replays in the reference's arithmetic.
+    float_ops: list[onnx.NodeProto] = field(default_factory=list)
+    # The weight codes (initializer names of values and bit width) and their output-channel axis.
+    weight_values: str = ""
+    weight_bits: str = ""
+    weight_axis: int = 0
 
 
 @dataclass
@@ -201,6 +229,8 @@ class _Rewriter:
         self.remove: list[onnx.NodeProto] = []
         self.add: list[tuple[int, onnx.NodeProto]] = []
         self.thresholds: list[str] = []
+        # Integer code range (minimum, maximum) of each code tensor.
+        self.ranges: dict[str, tuple[int, int]] = {}
 
     # ---- constants -------------------------------------------------------
 
@@ -288,6 +318,7 @@ class _Rewriter:
         self.model.set_initializer(name, np.float32(1.0))
         node.input[1] = name
         self.scales[node.output[0]] = _fraction(scale[0])
+        self.ranges[node.output[0]] = (params.code_min, params.code_max)
 
     def accumulate(self, node) -> None:
         where = f"node {node.name!r} ({node.op_type})"
@@ -309,10 +340,39 @@ class _Rewriter:
         if node.op_type == "Conv" and len(node.input) > 2 and node.input[2]:
             affine.betas = self._bias(node.input[2], len(alphas), where)
             del node.input[2]
+        prefix = f"{self.model.find_producer(node.input[1]).name or node.input[1]}_codes"
+        affine.weight_values, affine.weight_bits, affine.weight_axis = f"{prefix}_values", f"{prefix}_bits", axis
+        if source in self.ranges:
+            low, high = self.ranges[source]
+            if node.op_type == "Conv":
+                # Zero padding feeds code 0.
+                low, high = min(low, 0), max(high, 0)
+            per_channel = np.moveaxis(codes, axis, 0).reshape(codes.shape[axis], -1)
+            positive = np.where(per_channel > 0, per_channel, 0).sum(axis=1)
+            negative = np.where(per_channel < 0, per_channel, 0).sum(axis=1)
+            affine.low = positive * low + negative * high
+            affine.high = positive * high + negative * low
         self.affine[node.output[0]] = affine
+
+    def batchnorm(self, node, affine: _Affine) -> None:
+        """Keep a BatchNormalization after a layer for the threshold that follows, which replays it."""
+        where = f"node {node.name!r} (BatchNormalization)"
+        producer = self.model.find_producer(affine.source)
+        if affine.relu or affine.float_ops or producer is None or producer.op_type not in ("Conv", "MatMul"):
+            raise UnsupportedModelError(f"{where}: a batch normalization must follow a convolution or dense layer "
+                                        "(and its bias) directly")
+        if affine.low is None:
+            raise UnsupportedModelError(f"{where}: the code range of the layer's input is unknown")
+        self.affine[node.output[0]] = _Affine(
+            affine.source, affine.alphas, affine.betas, False, affine.removed + [node], affine.layer,
+            affine.low, affine.high, [node], affine.weight_values, affine.weight_bits, affine.weight_axis,
+        )
 
     def add_bias(self, node, affine: _Affine, bias_input: str) -> None:
         where = f"node {node.name!r} (Add)"
+        if affine.float_ops:
+            raise UnsupportedModelError(f"{where}: an addition after a batch normalization is not supported; "
+                                        "a quantizer must follow the batch normalization, optionally after a ReLU")
         if affine.relu:
             raise UnsupportedModelError(f"{where}: a bias after a ReLU is not supported with float scales")
         bias = self._bias(bias_input, len(affine.alphas), where)
@@ -323,6 +383,9 @@ class _Rewriter:
     def threshold(self, node, affine: _Affine) -> None:
         where = f"node {node.name!r} ({node.op_type})"
         step = 1
+        if affine.float_ops:
+            self.replayed_threshold(node, affine)
+            return
         if node.op_type == "BipolarQuant":
             scale = np.unique(np.asarray(self.model.get_initializer(node.input[1]), dtype=np.float32))
             if scale.size != 1:
@@ -343,9 +406,65 @@ class _Rewriter:
         )
         self._replace(node, affine, replacement)
         self.scales[node.output[0]] = _fraction(scale[0])
+        self.ranges[node.output[0]] = (out_min, out_max)
         self.thresholds.append(node.name)
 
+    def replayed_threshold(self, node, affine: _Affine) -> None:
+        """Lower BatchNormalization -> [Relu] -> Quant to thresholds computed by the reference's arithmetic."""
+        from codesign.batchnorm import ReplayedQuantizer, replayed_thresholds
+
+        where = f"node {node.name!r} ({node.op_type})"
+        if node.op_type != "Quant":
+            raise UnsupportedModelError(f"{where}: only a Quant may follow a batch normalization")
+        params = quant_params(self.model, node)
+        if np.unique(params.scale).size != 1 or np.unique(params.zero_point).size != 1:
+            raise UnsupportedModelError(f"{where}: per-channel activation scales or zero points are not supported")
+        zero_point = int(round(float(np.unique(params.zero_point)[0])))
+        rank = len(self.model.get_tensor_shape(affine.source))
+        replay = ReplayedQuantizer(self.model, affine.float_ops, node, params, affine.alphas, affine.betas, rank)
+        out_min, out_max = params.code_min - zero_point, params.code_max - zero_point
+        levels = range(out_min + 1, out_max + 1)
+        thresholds, falling = replayed_thresholds(replay, affine.low, affine.high, levels, where)
+        if np.any(falling):
+            self._negate_weights(affine, falling, where)
+        thresholds = np.clip(thresholds, THRESHOLD_ALWAYS, THRESHOLD_NEVER)
+        replacement = helper.make_node(
+            THRESHOLD_OP, [affine.source], [node.output[0]], name=node.name, domain=DOMAIN,
+            thresholds=onnx.numpy_helper.from_array(thresholds.astype(np.int64)),
+            offset=out_min, out_min=out_min, out_max=out_max, step=1,
+            carried_scale=float(np.unique(params.scale)[0]),
+        )
+        self._replace(node, affine, replacement)
+        self.scales[node.output[0]] = _fraction(np.unique(params.scale)[0])
+        self.ranges[node.output[0]] = (out_min, out_max)
+        self.thresholds.append(node.name)
+        log.info("%s: batch normalization lowered to %d thresholds per channel (%d channels with negated weights)",
+                 node.name, len(levels), int(np.sum(falling)))
+
+    def _negate_weights(self, affine: _Affine, channels: np.ndarray, where: str) -> None:
+        """Negate the weight codes of the given output channels, widening the weight type by one bit if needed."""
+        codes = np.asarray(self.model.get_initializer(affine.weight_values))
+        moved = np.moveaxis(codes, affine.weight_axis, 0).copy()
+        moved[channels] = -moved[channels]
+        producer = self.model.find_producer(affine.source)
+        if len(self.model.find_consumers(producer.input[1])) != 1:
+            raise UnsupportedModelError(f"{where}: the layer's weights are shared with another node")
+        quantizer = self.model.find_producer(producer.input[1])
+        signed = any(a.name == "signed" and a.i == 1 for a in quantizer.attribute)
+        if not signed:
+            raise UnsupportedModelError(f"{where}: a falling batch normalization needs signed weights")
+        bits = int(self.model.get_initializer(affine.weight_bits))
+        if moved.min() < -(1 << (bits - 1)) or moved.max() > (1 << (bits - 1)) - 1:
+            self.model.set_initializer(affine.weight_bits, np.float32(bits + 1))
+        self.model.set_initializer(affine.weight_values, np.moveaxis(moved, 0, affine.weight_axis).astype(np.float32))
+
     def rescale(self, output: str, affine: _Affine) -> None:
+        if affine.float_ops:
+            raise UnsupportedModelError(
+                f"node {affine.float_ops[0].name!r} (BatchNormalization): a batch normalization needs a quantizer "
+                "after it (optionally after a ReLU) for exact lowering, because its float scale "
+                "gamma / sqrt(var + eps) makes the float32 reference round"
+            )
         constants = rescale_constants(affine.alphas, affine.betas, f"node {affine.layer!r}")
         producer = self.model.find_producer(output)
         replacement = helper.make_node(
@@ -396,16 +515,31 @@ class _Rewriter:
                 affine = _Affine(source=source, alphas=[self.scales[source]] * count, betas=[Fraction(0)] * count,
                                  layer=node.name)
                 self.threshold(node, affine)
+            elif op == "BatchNormalization" and source in self.affine:
+                self.batchnorm(node, self.affine[source])
+            elif op == "Relu" and source in self.affine and self.affine[source].float_ops:
+                affine = self.affine[source]
+                self.affine[node.output[0]] = _Affine(
+                    affine.source, affine.alphas, affine.betas, False, affine.removed + [node], affine.layer,
+                    affine.low, affine.high, affine.float_ops + [node], affine.weight_values, affine.weight_bits,
+                    affine.weight_axis,
+                )
             elif op == "Relu" and source in self.affine:
                 affine = self.affine[source]
                 self.affine[node.output[0]] = _Affine(affine.source, affine.alphas, affine.betas, True,
-                                                      affine.removed + [node], affine.layer)
+                                                      affine.removed + [node], affine.layer, affine.low, affine.high)
             elif op == "Add" and source in self.affine and len(node.input) == 2:
                 self.add_bias(node, self.affine[source], node.input[1])
             elif op == "Add" and node.input[1] in self.affine:
                 self.add_bias(node, self.affine[node.input[1]], node.input[0])
             elif op in ("Relu", *_PASS_THROUGH) and source in self.scales:
                 self.scales[node.output[0]] = self.scales[source]
+                if source in self.ranges:
+                    low, high = self.ranges[source]
+                    self.ranges[node.output[0]] = (max(low, 0), max(high, 0)) if op == "Relu" else (low, high)
+            elif op == "MaxPool" and source in self.affine and self.affine[source].float_ops:
+                raise UnsupportedModelError(f"{where}: max pooling after a batch normalization is not supported; "
+                                            "put it after the quantizer")
             elif op == "MaxPool" and source in self.affine:
                 # The bias Add and ReLU map each channel by an increasing function, which commutes with
                 # max, so the pooling moves onto the accumulator and they stay in the affine map.
@@ -417,7 +551,8 @@ class _Rewriter:
                                                       affine.layer)
             elif source in self.scales or source in self.affine:
                 raise UnsupportedModelError(
-                    f"{where}: not supported after a layer with float scales, zero points or bipolar weights"
+                    f"{where}: not supported after a layer with float scales, zero points, bipolar weights or "
+                    "batch normalization"
                 )
         output = self.graph.output[0].name
         if output in self.affine:
@@ -439,6 +574,11 @@ def lower_float_scales(model: ModelWrapper) -> tuple[ModelWrapper, ThresholdLowe
     """
     model = ModelWrapper(onnx.ModelProto.FromString(model.model.SerializeToString()))
     lowering = _Rewriter(model).run()
+    # The biases now live in beta. hls4ml would make their unused quantizers layers without consumers.
+    used = {name for node in model.graph.node for name in node.input} | {o.name for o in model.graph.output}
+    for node in list(model.graph.node):
+        if node.op_type == "Quant" and model.get_initializer(node.input[0]) is not None and node.output[0] not in used:
+            model.graph.node.remove(node)
     # hls4ml turns every initializer into a Constant layer, which must have a consumer.
     used = {name for node in model.graph.node for name in node.input}
     for initializer in list(model.graph.initializer):
@@ -490,7 +630,8 @@ def precision_notes(lowering: ThresholdLowering | None) -> str:
         "",
         "## Float scales",
         "",
-        f"Float scales, zero points or bipolar weights: {len(lowering.thresholds)} quantizers are integer "
+        f"Float scales, zero points, bipolar weights or batch normalization: {len(lowering.thresholds)} "
+        "quantizers are integer "
         "thresholds on integer accumulators, so every tensor after the input is an integer code and its scale "
         "is carried in the thresholds of the next quantizer.",
         f"The design reads the input quantizer's codes (real value = code * {lowering.input_scale:.8g}).",

@@ -290,12 +290,12 @@ def test_average_pool_odd_windows(tmp_path):
     assert report["exact_fraction"] == 1.0
 
 
-def test_batch_norm_after_conv_rejected(tmp_path, capsys):
+def test_batch_norm_without_quantizer_rejected(tmp_path, capsys):
+    # A batch normalization followed by a quantizer lowers to thresholds (tests/test_exact_batchnorm.py).
     module = torch.nn.Sequential(
         _act(tensor=True),
         _conv(3, 4, 3, padding=1),
         torch.nn.BatchNorm2d(4),
-        qnn.QuantReLU(act_quant=Uint8ActPerTensorFixedPoint, bit_width=6),
     )
     _calibrate(module, (1, 3, 6, 6))
     qonnx = export(_Exportable(module, (1, 3, 6, 6)), tmp_path / "export")
@@ -304,8 +304,8 @@ def test_batch_norm_after_conv_rejected(tmp_path, capsys):
     error = capsys.readouterr().err
 
     assert status == 2
-    assert "batch normalization" in error
-    assert "fold it into the preceding convolution" in error
+    assert "(BatchNormalization)" in error
+    assert "needs a quantizer after it" in error
     assert len(error.strip().splitlines()) == 1
     assert not (tmp_path / "project").exists()
 
