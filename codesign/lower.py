@@ -108,6 +108,23 @@ class RemoveOutputTranspose(Transformation):
         return model, False
 
 
+class AddZeroGemmBias(Transformation):
+    """Give every Gemm without a bias input a zero bias, because qonnx 1.0's GemmToMatMul reads input C unchecked."""
+
+    def apply(self, model: ModelWrapper):
+        for node in model.get_nodes_by_op_type("Gemm"):
+            if len(node.input) > 2 and node.input[2]:
+                continue
+            output_shape = model.get_tensor_shape(node.output[0])
+            name = f"{node.name or node.output[0]}_zero_bias"
+            model.set_initializer(name, np.zeros(output_shape[-1], dtype=np.float32))
+            if len(node.input) > 2:
+                node.input[2] = name
+            else:
+                node.input.append(name)
+        return model, False
+
+
 def input_quantizer(model: ModelWrapper, integer_codes: bool = False) -> InputQuantizer:
     """Return the quantizer on the graph input; the design reads its codes.
 
@@ -196,6 +213,7 @@ def to_channels_last(qonnx: QonnxModel) -> ModelWrapper:
     with warnings.catch_warnings():
         # GemmToMatMul warns about every Gemm opset other than 9; the rewrite is the same.
         warnings.simplefilter("ignore", UserWarning)
+        model = model.transform(AddZeroGemmBias())
         model = model.transform(GemmToMatMul())
     return cleanup_channels_last(model)
 

@@ -155,9 +155,7 @@ def test_qat_linear_batchnorm_float_scales_exact(tmp_path):
     torch.manual_seed(5)
     module = torch.nn.Sequential(
         qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, return_quant_tensor=True),
-        # qonnx 1.0's GemmToMatMul fails on a Gemm without a bias input, so both layers have a bias.
-        qnn.QuantLinear(16, 8, bias=True, weight_quant=Int8WeightPerTensorFloat, weight_bit_width=5,
-                        bias_quant=Int32Bias, return_quant_tensor=False),
+        qnn.QuantLinear(16, 8, bias=False, weight_quant=Int8WeightPerTensorFloat, weight_bit_width=5),
         torch.nn.BatchNorm1d(8),
         qnn.QuantReLU(act_quant=Uint8ActPerTensorFloat, bit_width=4, return_quant_tensor=True),
         qnn.QuantLinear(8, 6, bias=True, weight_quant=Int8WeightPerTensorFloat, weight_bit_width=4,
