@@ -117,8 +117,11 @@ def replayed_thresholds(replay: ReplayedQuantizer, low: np.ndarray, high: np.nda
     stop = np.where(falling, -low, high)
     level_array = np.asarray(list(levels), dtype=np.int64)
     sign = np.where(falling, -1, 1)
-    if (int((stop - start).max()) + 1) * channels <= ENUMERATE_LIMIT:
+    values = (int((stop - start).max()) + 1) * channels
+    if values <= ENUMERATE_LIMIT:
+        log.debug("%s: enumerating %d accumulator values", where, values)
         return _enumerated(replay, start, stop, sign, level_array, where), falling
+    log.debug("%s: bisecting %d accumulator values per level", where, values)
     return _bisected(replay, start, stop, sign, level_array), falling
 
 

@@ -1,8 +1,8 @@
 """Exact lowering of BatchNormalization after a convolution or a dense layer.
 
-Two ways a batch normalization reaches codesign: a QAT model keeps it as a
-float BatchNormalization between the convolution and the activation
-quantizer, which lowers to integer thresholds; a float model quantized with
+A batch normalization reaches codesign in two ways. A QAT model keeps it as
+a float BatchNormalization between the convolution and the activation
+quantizer, which lowers to integer thresholds. A float model quantized with
 ``--calibrate`` has it merged into the convolution by Brevitas' PTQ
 preprocessing. Both must match the float32 reference exactly.
 """
@@ -53,7 +53,7 @@ def _simulate(project, tmp_path, count=20):
 
 
 def _set_running_stats(module, seed):
-    """Give every BatchNorm non-trivial eval-mode statistics, with a negative gamma in some channels."""
+    """Give every BatchNorm random eval-mode statistics and gammas of either sign."""
     generator = torch.Generator().manual_seed(seed)
     for layer in module.modules():
         if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
@@ -110,7 +110,7 @@ def _calibrate(module, shape):
 
 
 def _qat_conv_batchnorm(weight_quant, act_quant, input_quant):
-    """QuantConv2d -> BatchNorm2d -> QuantReLU twice; the second has a bias and 1 x 1 kernels."""
+    """Build QuantConv2d -> BatchNorm2d -> QuantReLU, then a 1 x 1 QuantConv2d with a bias -> BatchNorm2d -> Quant."""
     return torch.nn.Sequential(
         qnn.QuantIdentity(act_quant=input_quant, return_quant_tensor=True),
         qnn.QuantConv2d(3, 6, 3, padding=1, bias=False, weight_quant=weight_quant, weight_bit_width=6),
@@ -133,14 +133,21 @@ def _convert_qat(module, shape, tmp_path):
 
 
 @pytest.mark.slow
-def test_qat_conv_batchnorm_power_of_two_exact(tmp_path):
+def test_qat_conv_batchnorm_power_of_two_exact(tmp_path, monkeypatch, caplog):
+    # The first layer's accumulators (27 taps of 8-bit codes and 6-bit weights) are then bisected,
+    # and the second layer's (6 taps of 5-bit codes and 4-bit weights) enumerated.
+    monkeypatch.setattr(batchnorm, "ENUMERATE_LIMIT", 100_000)
     torch.manual_seed(4)
     module = _qat_conv_batchnorm(Int8WeightPerTensorFixedPoint, Uint8ActPerTensorFixedPoint,
                                  Int8ActPerTensorFixedPoint)
 
-    qonnx, project, status = _convert_qat(module, (1, 3, 8, 8), tmp_path)
+    with caplog.at_level("DEBUG", logger="codesign.batchnorm"):
+        qonnx, project, status = _convert_qat(module, (1, 3, 8, 8), tmp_path)
+    methods = [record.getMessage().split(": ")[1].split()[0] for record in caplog.records
+               if record.name == "codesign.batchnorm"]
     sim_status, report = _simulate(project, tmp_path)
 
+    assert methods == ["bisecting", "enumerating"]
     assert len(qonnx.model.get_nodes_by_op_type("BatchNormalization")) == 2
     assert status == 0
     assert sim_status == 0
