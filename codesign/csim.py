@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -116,16 +117,69 @@ def _source_files(project: Project) -> list[Path]:
     return files + [project.hls_dir / TESTBENCH, project.hls_dir / TESTBENCH_HEADER]
 
 
+_HEADER_ARRAY = re.compile(r"#else\s*\n[^\[]*\[(\d+)\]\s*=\s*\{([^}]*)\}", re.S)
+
+
+def _parse_numbers(text: str, path: Path) -> np.ndarray:
+    values = [token.strip() for token in text.replace("\n", "").split(",") if token.strip()]
+    try:
+        return np.array([float(token) for token in values], dtype=np.float64)
+    except ValueError as error:
+        raise InputError(f"{path}: {error}; re-run codesign convert to restore it") from None
+
+
+def check_weight_pair(text_file: Path) -> None:
+    """Raise InputError unless a weights .txt file and its .h file hold the same values.
+
+    C simulation reads the .txt file; synthesis compiles the array in the .h
+    file, so a difference would make csim test other weights than the
+    bitstream's.
+    """
+    header = text_file.with_suffix(".h")
+    if not header.is_file():
+        raise InputError(f"project file missing: {header} (re-run codesign convert to restore it)")
+    match = _HEADER_ARRAY.search(header.read_text())
+    if match is None:
+        raise InputError(f"{header}: no initialized weight array found; re-run codesign convert to restore it")
+    declared = int(match.group(1))
+    synthesized = _parse_numbers(match.group(2), header)
+    simulated = _parse_numbers(text_file.read_text(), text_file)
+    for path, values in ((header, synthesized), (text_file, simulated)):
+        if values.size != declared:
+            raise InputError(f"{path} holds {values.size} values, but the array has {declared}; "
+                             "re-run codesign convert to restore it")
+    differs = np.nonzero(synthesized != simulated)[0]
+    if differs.size:
+        index = int(differs[0])
+        raise InputError(
+            f"{header.name} and {text_file.name} differ at value {index} ({synthesized[index]:g} vs "
+            f"{simulated[index]:g}): synthesis compiles the .h file and C simulation reads the .txt file; "
+            "re-run codesign convert to restore them"
+        )
+
+
 def check_project_files(project: Project) -> None:
-    """Raise InputError naming the first data file the project lists but lacks."""
+    """Raise InputError naming the first project file that is missing, damaged or inconsistent."""
     listed = [project.reference_model]
+    weight_files = []
     for files in project.meta.get("weight_files", {}).values():
-        listed += [project.root / path for path in files.values()]
+        weight_files += [project.root / path for path in files.values()]
+    listed += weight_files
     testbench = project.meta.get("testbench") or {}
-    listed += [project.root / testbench[key] for key in ("inputs", "expected") if key in testbench]
+    data_files = [project.root / testbench[key] for key in ("inputs", "expected") if key in testbench]
+    listed += data_files
     for path in listed:
         if not path.is_file():
             raise InputError(f"project file missing: {path} (re-run codesign convert to restore it)")
+    for path in weight_files:
+        check_weight_pair(path)
+    # The vendor testbench (make csim, --vendor) reads these; tensorfile.read rejects damaged files.
+    images = testbench.get("images")
+    for path in data_files:
+        data = tensorfile.read(path)
+        if images is not None and len(data) != images:
+            raise InputError(f"{path} holds {len(data)} items, codesign.json lists {images}; "
+                             "re-run codesign convert to restore it")
 
 
 def build(project: Project, jobs: int = 2, sanitize: bool = False, ap_types: str = "amd") -> tuple[Path, float]:
@@ -311,6 +365,8 @@ def csim(
         raise InputError(f"--count must be at least 1, got {count}")
     if amd_check < 0:
         raise InputError(f"--amd-check must be 0 or more, got {amd_check}")
+    if jobs is not None and jobs < 0:
+        raise InputError(f"--jobs must be 0 (all cores) or more, got {jobs}")
     jobs = jobs or os.cpu_count() or 1
     check_project_files(project)
     if sanitize:

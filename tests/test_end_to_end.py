@@ -76,6 +76,40 @@ def test_csim_missing_data_file_exits_2(project_copy, capsys, relative):
     assert len(error.strip().splitlines()) == 1
 
 
+def _damage(project: Path, kind: str) -> str:
+    """Damage one project file; return the file name the error must contain."""
+    meta = json.loads((project / "codesign.json").read_text())
+    text_file = project / meta["weight_files"]["Conv2D_Conv_1"]["weight"]
+    header = text_file.with_suffix(".h")
+    if kind == "header differs":
+        header.write_text(re.sub(r"= \{(-?)0\.", lambda m: "= {" + m.group(1) + "1.", header.read_text(), count=1))
+        return header.name
+    if kind == "header missing":
+        header.unlink()
+        return header.name
+    if kind == "text malformed":
+        text_file.write_text("abc, " + text_file.read_text())
+        return text_file.name
+    if kind == "text short":
+        text_file.write_text(", ".join(text_file.read_text().split(",")[:-10]))
+        return text_file.name
+    data = project / meta["testbench"]["inputs"]
+    data.write_bytes(data.read_bytes()[:1000])
+    return data.name
+
+
+@pytest.mark.parametrize("kind", ["header differs", "header missing", "text malformed", "text short", "data truncated"])
+def test_csim_damaged_project_file_exits_2(project_copy, capsys, kind):
+    name = _damage(project_copy, kind)
+
+    status = main(["csim", str(project_copy), "--count", "2"])
+    error = capsys.readouterr().err
+
+    assert status == 2
+    assert name in error
+    assert len(error.strip().splitlines()) == 1
+
+
 def test_convert_rejects_nonempty_folder(tmp_path, capsys):
     out = tmp_path / "existing"
     out.mkdir()
