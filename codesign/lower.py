@@ -26,6 +26,7 @@ from qonnx.transformation.gemm_to_matmul import GemmToMatMul
 from qonnx.util.cleanup import cleanup_model
 
 from codesign.boards import Board
+from codesign.channel_permute import CHANNEL_PERMUTE_OP, FuseChannelPermutes
 from codesign.errors import UnsupportedModelError
 from codesign.export import QonnxModel
 from codesign.hls_layers import apply_templates, prepare_for_hls4ml
@@ -163,16 +164,21 @@ SUPPORTED_OPS = (
 # Rejection reasons for ops that qonnx can leave in a channels-last model, appended to the error message.
 UNSUPPORTED_OP_HINTS = {
     "Transpose": (
-        " (a channel shuffle or a layout change that qonnx could not remove): hls4ml's io_stream "
-        "streams one pixel's channels at a time and cannot transpose a streamed tensor"
+        " (a layout change that qonnx could not remove and that is not a channel shuffle, which only "
+        "reorders the channels inside each pixel): hls4ml's io_stream streams one pixel's channels at a time "
+        "and cannot transpose a streamed tensor"
     ),
 }
 
 
 def check_supported_ops(model: ModelWrapper) -> None:
-    """Raise UnsupportedModelError naming the first node whose op exact lowering does not support."""
-    for node in model.graph.node:
-        if node.op_type not in SUPPORTED_OPS:
+    """Raise UnsupportedModelError naming the first node whose op exact lowering does not support.
+
+    Transposes inside a channel shuffle are supported, because ``lower`` fuses the shuffle into one
+    channel permute node.
+    """
+    for node in model.transform(FuseChannelPermutes()).graph.node:
+        if node.op_type not in SUPPORTED_OPS and node.op_type != CHANNEL_PERMUTE_OP:
             hint = UNSUPPORTED_OP_HINTS.get(node.op_type, "")
             raise UnsupportedModelError(
                 f"node {node.name!r} ({node.op_type}) is not supported by exact lowering{hint}; "
@@ -243,6 +249,11 @@ def lower(
         hls_input = batchnorm_to_thresholds(hls_input)
         has_thresholds = True
     quantizer = input_quantizer(model, integer_codes=float_scales is not None)
+    hls_input = hls_input.transform(FuseChannelPermutes())
+    if any(node.op_type == CHANNEL_PERMUTE_OP for node in hls_input.graph.node):
+        from codesign.hls_ext.channel_permute import register_extension as register_channel_permute
+
+        register_channel_permute()
     hls_input = prepare_for_hls4ml(hls_input)
 
     # hls4ml prints its parse trace to stdout; keep it in the debug log instead.
