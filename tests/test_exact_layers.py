@@ -310,19 +310,74 @@ def test_batch_norm_without_quantizer_rejected(tmp_path, capsys):
     assert not (tmp_path / "project").exists()
 
 
-def test_channel_shuffle_rejected(tmp_path, capsys):
-    class Shuffle(torch.nn.Module):
+class _ChannelShuffle(torch.nn.Module):
+    """ShuffleNet's channel shuffle, written as PyTorch models write it."""
+
+    def __init__(self, groups):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+@pytest.mark.parametrize("groups", [2, 4])
+def test_channel_shuffle_between_convs_exact(groups, tmp_path):
+    torch.manual_seed(10 + groups)
+    module = torch.nn.Sequential(
+        _act(tensor=True),
+        _conv(3, 8, 3, padding=1),
+        qnn.QuantReLU(act_quant=Uint8ActPerTensorFixedPoint, bit_width=6, return_quant_tensor=True),
+        _ChannelShuffle(groups),
+        _conv(8, 4, 1),
+        qnn.QuantReLU(act_quant=Uint8ActPerTensorFixedPoint, bit_width=6),
+    )
+    project, status = _convert(module, (1, 3, 5, 5), tmp_path)
+    assert status == 0
+    precision = (project / "precision.md").read_text()
+    top_function = (project / "hls" / "firmware" / "myproject.cpp").read_text()
+
+    status, report = _simulate(project, tmp_path)
+
+    assert "channel permutation" in precision
+    assert "codesign_channel_permute" in top_function
+    assert status == 0
+    assert report["values"] == 20 * 5 * 5 * 4
+    assert report["exact_fraction"] == 1.0
+
+
+def test_channel_shuffle_permutes_channels(tmp_path):
+    # A 1x1 max pool passes values through in the input type and keeps the output channels-last.
+    module = torch.nn.Sequential(_act(8), _ChannelShuffle(4), torch.nn.MaxPool2d(1))
+    shape = (1, 8, 2, 2)
+    project, status = _convert(module, shape, tmp_path, calibration_scale=8.0)
+    assert status == 0
+    status, report = _simulate(project, tmp_path, count=4)
+    meta = json.loads((project / "codesign.json").read_text())
+    codes_nchw = np.random.default_rng(0).permutation(np.arange(-16, 16)).reshape(shape)
+    expected = _ChannelShuffle(4)(torch.from_numpy(codes_nchw)).numpy().transpose(0, 2, 3, 1)
+
+    got = _run_codes(project, codes_nchw.transpose(0, 2, 3, 1).reshape(1, -1))
+
+    assert status == 0
+    assert report["exact_fraction"] == 1.0
+    assert meta["input"]["frac"] == meta["output"]["frac"]
+    # Output channel c = i * groups + j comes from input channel j * (channels / groups) + i.
+    assert got.reshape(expected.shape).tolist() == expected.tolist()
+
+
+def test_spatial_transpose_rejected(tmp_path, capsys):
+    class SpatialTranspose(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.input = _act(8)
             self.output = _act(8)
 
         def forward(self, x):
-            x = self.input(x)
-            x = x.reshape(x.shape[0], 2, 2, 4, 4).transpose(1, 2).reshape(x.shape[0], 4, 4, 4)
-            return self.output(x)
+            return self.output(self.input(x).transpose(2, 3))
 
-    module = Shuffle()
+    module = SpatialTranspose()
     _calibrate(module, (1, 4, 4, 4))
     qonnx = export(_Exportable(module, (1, 4, 4, 4)), tmp_path / "export")
 
@@ -330,9 +385,10 @@ def test_channel_shuffle_rejected(tmp_path, capsys):
     error = capsys.readouterr().err
 
     assert status == 2
-    assert "Transpose" in error
-    assert "channel shuffle" in error
+    assert "(Transpose)" in error
+    assert "cannot transpose a streamed tensor" in error
     assert len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "project").exists()
 
 
 def _peer_model(name, tmp_path, count):
