@@ -16,6 +16,7 @@ from pathlib import Path
 from codesign import sources_cli
 from codesign.errors import InputError, SimulationError
 from codesign.jpeg import frontend_cli
+from codesign.output_files import check_output_file
 from codesign.sweep import jpeg_cli as sweep_jpeg_cli
 
 
@@ -28,12 +29,13 @@ def _cmd_data(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from codesign.flow import check_output_folder  # noqa: F401  (same --force rule as convert)
     from quantize.dataset import generate
     from quantize.detector import DetectorConfig
     from quantize.train import TrainConfig, train
 
     out = Path(args.out)
+    if out.is_dir():
+        raise InputError(f"--out {out} is a folder; expected a checkpoint file name")
     if out.exists() and not args.force:
         raise InputError(f"checkpoint {out} exists; pass --force to overwrite it")
     if not 1 <= args.weight_bits <= 16 or not 1 <= args.act_bits <= 16:
@@ -69,9 +71,13 @@ def _cmd_convert(args) -> int:
 
 
 def _cmd_csim(args) -> int:
-    from codesign.csim import csim
+    from codesign.csim import DEFAULT_AMD_CHECK, csim
     from codesign.project import load_project
 
+    if args.ap_types == "amd" and args.amd_check != DEFAULT_AMD_CHECK:
+        raise InputError("--amd-check applies only to --ap-types fast; leave it out with --ap-types amd")
+    if args.json:
+        check_output_file(Path(args.json), args.force, "--json")
     project = load_project(Path(args.project))
     if args.vendor or args.cosim:
         from codesign.vendor import run_vendor
@@ -153,6 +159,8 @@ def _cmd_estimate(args) -> int:
     from codesign.boards import load_board
     from codesign.estimate import estimate, fit_reuse_factors, format_comparison, load_layer_specs, parse_vendor_reports
 
+    if args.json:
+        check_output_file(Path(args.json), args.force, "--json")
     board = load_board(args.board)
     source = Path(args.source) if args.source else None
     specs = load_layer_specs(source, board)
@@ -252,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
     train.add_argument("--weight-bits", type=int, default=6, help="weight bit-width of every layer (default 6)")
     train.add_argument("--act-bits", type=int, default=6, help="activation bit-width of every layer (default 6)")
-    train.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
+    train.add_argument("--force", action="store_true", help="overwrite an existing checkpoint file")
     train.set_defaults(run=_cmd_train)
 
     convert = commands.add_parser("convert", help="convert a quantized detector into an HLS project")
@@ -261,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "(default: the bundled detector); see model sources below")
     convert.add_argument("--board", default="pynq-z2", help="board name or board YAML file (default pynq-z2)")
     convert.add_argument("--out", required=True, help="project folder to create")
-    convert.add_argument("--force", action="store_true", help="replace a non-empty project folder")
+    convert.add_argument("--force", action="store_true",
+                         help="replace an existing project folder (one that contains codesign.json); other "
+                              "non-empty folders and folders that contain an input file are never replaced")
     convert.add_argument("--tb-images", type=int, default=20, help="val images in the testbench data (default 20)")
     convert.add_argument("--reuse-factor", type=int, default=1, help="hls4ml reuse factor of every layer (default 1)")
     convert.add_argument("--strategy", choices=["Latency", "Resource"], default="Latency",
@@ -275,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--count", type=int, default=20, help="val images to simulate (default 20)")
     sim.add_argument("--jobs", type=int, default=None, help="parallel simulation processes (default: all cores)")
     sim.add_argument("--json", help="write the report to this JSON file")
+    sim.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     sim.add_argument("--references", choices=["onnxruntime", "all"], default="onnxruntime",
                      help="onnxruntime only (default), or also qonnx's executor and Brevitas, compared first")
     sim.add_argument("--vendor", action="store_true",
@@ -288,14 +299,16 @@ def build_parser() -> argparse.ArgumentParser:
                           "faster) or AMD's headers")
     sim.add_argument("--amd-check", type=int, default=1, metavar="N",
                      help="with --ap-types fast, also run the first N images with AMD's headers and require "
-                          "identical outputs (default 1; 0 skips the check)")
+                          "identical outputs (default 1; 0 skips the check; rejected with --ap-types amd)")
     sim.set_defaults(run=_cmd_csim)
 
     detect = commands.add_parser("detect", help="detect objects in JPEG/PNG images with a project's C simulation")
     detect.add_argument("project", help="project folder written by codesign convert")
     detect.add_argument("images", help="image file or folder of images")
     detect.add_argument("--out", required=True, help="folder for detections.json and annotated images")
-    detect.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    detect.add_argument("--force", action="store_true",
+                        help="replace an existing output folder of codesign detect (one that contains "
+                             "detections.json); other non-empty folders are never replaced")
     detect.add_argument("--jobs", type=int, default=None, help="parallel simulation processes (default: all cores)")
     detect.set_defaults(run=_cmd_detect)
 
@@ -307,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_argument("--fit", action="store_true", help="also choose reuse factors that fit the board")
     estimate.add_argument("--margin", type=float, default=0.8, help="share of each resource --fit may use (default 0.8)")
     estimate.add_argument("--json", help="write the estimate to this JSON file")
+    estimate.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     estimate.set_defaults(run=_cmd_estimate)
 
     sweep = commands.add_parser("sweep", help="sweep bit-widths: PTQ mAP, estimated resources, latency and fps")
@@ -330,7 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="convert each bit-width combination and C-simulate N val images (default 0: off)")
     sweep.add_argument("--jobs", type=int, default=None, help="local worker processes (default: all cores)")
     sweep.add_argument("--scheduler", help="Dask scheduler address, such as tcp://127.0.0.1:8786, instead of --jobs")
-    sweep.add_argument("--force", action="store_true", help="replace a sweep in --out that has other arguments")
+    sweep.add_argument("--force", action="store_true",
+                       help="replace a sweep in --out that has other arguments; a non-empty folder without the "
+                            "sweep.json of codesign sweep is never replaced")
     sweep_jpeg_cli.add_sweep_options(sweep)
     sweep.set_defaults(run=_cmd_sweep)
 

@@ -136,7 +136,7 @@ def _check_output(out: Path, force: bool, images: Path, project_dir: Path) -> No
     for name, path in (("the input images", images), ("the project", project_dir)):
         if path.resolve().is_relative_to(out):
             raise InputError(f"output folder {out} contains {name} ({path}); choose another folder")
-    check_output_folder(out, force)
+    check_output_folder(out, force, marker=DETECTIONS_FILE, kind="codesign detect output folder")
 
 
 def _detect_into(accelerator: Accelerator, paths: list[Path], staging: Path, out: Path) -> list[ImageResult]:

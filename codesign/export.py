@@ -16,9 +16,11 @@ from pathlib import Path
 
 import torch
 from brevitas.export import export_qonnx
+from google.protobuf.message import DecodeError
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.util.cleanup import cleanup_model
 
+from codesign.errors import InputError
 from codesign.quantize import QuantizedModel
 
 log = logging.getLogger(__name__)
@@ -67,7 +69,12 @@ def load_qonnx(path: Path) -> QonnxModel:
     """Load and clean up a QONNX file written by this stage or by another tool."""
     from codesign.layouts import cleanup_channels_last, is_channels_last_model
 
-    model = ModelWrapper(str(path))
+    try:
+        model = ModelWrapper(str(path))
+    except (DecodeError, OSError) as error:
+        raise InputError(f"{path}: not a readable ONNX file ({type(error).__name__}: {error})") from error
+    if not model.graph.node or not model.graph.input:
+        raise InputError(f"{path}: the ONNX file contains no graph (no nodes or no inputs)")
     if is_channels_last_model(model):
         return QonnxModel(path=Path(path), model=cleanup_channels_last(model))
     return QonnxModel(path=Path(path), model=cleanup_model(model))

@@ -17,7 +17,7 @@ from codesign.bitstream import write_bitstream_project
 from codesign.boards import load_board
 from codesign.errors import InputError
 from codesign.export import QonnxModel, export, load_qonnx
-from codesign.graph_passes import host_step_notes, prepare_onnx
+from codesign.graph_passes import host_step_notes, parse_fixed_type, prepare_onnx
 from codesign.jpeg.encode import JpegSettings
 from codesign.lower import lower
 from codesign.project import META_FILE, Project, write_project
@@ -28,12 +28,44 @@ from codesign.sources_cli import SourceOptions
 log = logging.getLogger(__name__)
 
 
-def check_output_folder(out: Path, force: bool) -> None:
-    """Reject an existing non-empty output folder unless force is set."""
+def check_output_folder(
+    out: Path, force: bool, inputs: tuple[Path, ...] = (), marker: str = META_FILE,
+    kind: str = "codesign project folder",
+) -> None:
+    """Reject an output folder that codesign must not replace.
+
+    A non-empty folder is replaced only with force, and only when it contains
+    ``marker`` (the file codesign wrote there), so that --force never deletes
+    a folder that another tool or the user owns. A folder that contains one
+    of the input files or folders is always rejected.
+    """
+    out = Path(out).resolve()
     if out.exists() and not out.is_dir():
         raise InputError(f"output path {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
+    for path in inputs:
+        if Path(path).resolve().is_relative_to(out):
+            raise InputError(f"output folder {out} contains the input {path}; choose another --out")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not (out / marker).is_file():
+        raise InputError(f"output folder {out} is not empty and is not a {kind} (no {marker}); "
+                         "choose another --out")
+    if not force:
         raise InputError(f"output folder {out} is not empty; pass --force to replace it")
+
+
+def _input_paths(model: str | None, board_name: str, options: SourceOptions | None) -> tuple[Path, ...]:
+    """Return the files and folders that convert reads, which the output folder must not contain."""
+    from codesign.quantize import BUNDLED_CHECKPOINT
+
+    paths = [BUNDLED_CHECKPOINT if model is None else Path(model)]
+    if model is not None and str(model).endswith(".onnx"):
+        paths.append(Path(f"{model}.data"))
+    if Path(board_name).is_file():
+        paths.append(Path(board_name))
+    if options is not None:
+        paths += [path for path in (options.state_dict, options.calibrate) if path is not None]
+    return tuple(path for path in paths if path.exists())
 
 
 def _fix_paths(root: Path, staging: Path) -> None:
@@ -67,7 +99,11 @@ def convert(
     ``codesign.jpeg.frontend_project``).
     """
     out = Path(out).resolve()
-    check_output_folder(out, force)
+    if model is not None and Path(model).is_dir():
+        raise InputError(f"model path {model} is a folder; expected a checkpoint, an ONNX file or pkg.module:factory")
+    check_output_folder(out, force, _input_paths(model, board_name, source_options))
+    if source_options is not None:
+        parse_fixed_type(source_options.input_type)
     board = load_board(board_name)
     if reuse_factor < 1:
         raise InputError(f"--reuse-factor must be at least 1, got {reuse_factor}")

@@ -260,6 +260,8 @@ def load_project(root: Path) -> Project:
     """Open a project folder; raise InputError when it is not one."""
     root = Path(root)
     meta_path = root / META_FILE
+    if root.exists() and not root.is_dir():
+        raise InputError(f"{root} is not a folder; expected a project folder written by codesign convert")
     if not root.is_dir():
         raise InputError(f"project folder not found: {root}")
     if not meta_path.is_file():

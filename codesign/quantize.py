@@ -6,6 +6,7 @@ Today the source is a codesign checkpoint (a QAT-trained Brevitas detector).
 from __future__ import annotations
 
 import logging
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,11 +39,15 @@ class QuantizedModel:
 def quantize(source: str | Path | None = None) -> QuantizedModel:
     """Load a checkpoint; None means the bundled detector."""
     path = Path(source) if source is not None else BUNDLED_CHECKPOINT
+    if path.is_dir():
+        raise InputError(f"model path {path} is a folder; expected a codesign detector checkpoint file")
     if not path.is_file():
         raise InputError(f"model file not found: {path}")
     try:
         module, metrics = load_checkpoint(path)
-    except (RuntimeError, KeyError, TypeError, ValueError) as error:
-        raise InputError(f"{path}: not a codesign detector checkpoint ({error})") from error
+    except (RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as error:
+        lines = str(error).strip().splitlines()
+        reason = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+        raise InputError(f"{path}: not a codesign detector checkpoint ({reason})") from error
     log.info("loaded %s", path)
     return QuantizedModel(module=module, config=module.config, source=str(path), metrics=metrics)

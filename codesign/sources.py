@@ -83,7 +83,7 @@ def _load_state_dict(module: nn.Module, path: Path, spec: str) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 (torch.load raises many types on a malformed file)
-        raise InputError(f"{path}: not a PyTorch state dict ({type(error).__name__}: {error})") from error
+        raise InputError(f"{path}: not a PyTorch state dict file ({_torch_load_reason(error)})") from error
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -94,6 +94,16 @@ def _load_state_dict(module: nn.Module, path: Path, spec: str) -> None:
         module.load_state_dict(state, strict=True)
     except RuntimeError as error:
         raise InputError(f"{path}: state dict does not fit {spec}: {_load_error_summary(str(error))}") from error
+
+
+def _torch_load_reason(error: Exception) -> str:
+    """Condense a torch.load error to one line; weights_only failures keep only the unpickler's reason."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        text = text.split(marker, 1)[1].strip().split(". ")[0]
+    lines = text.strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def _load_error_summary(message: str) -> str:

@@ -121,7 +121,7 @@ def test_convert_rejects_nonempty_folder(tmp_path, capsys):
 
     assert status == 2
     assert "not empty" in error
-    assert "--force" in error
+    assert "no codesign.json" in error
     assert keep.read_text() == "user data"
 
 

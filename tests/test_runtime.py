@@ -574,12 +574,17 @@ def test_detect_rejects_nonempty_output(bundled_project, tmp_path):
     out.mkdir()
     (out / "keep.txt").write_text("user data")
 
-    with pytest.raises(InputError, match="not empty"):
-        detect(bundled_project, images, out)
+    with pytest.raises(InputError, match="no detections.json"):
+        detect(bundled_project, images, out, force=True)
     assert (out / "keep.txt").read_text() == "user data"
 
+    (out / "keep.txt").unlink()
+    detect(bundled_project, images, out)
+    (out / "annotated" / "old.png").write_bytes(b"")
+    with pytest.raises(InputError, match="pass --force"):
+        detect(bundled_project, images, out)
     detect(bundled_project, images, out, force=True)
-    assert not (out / "keep.txt").exists()
+    assert not (out / "annotated" / "old.png").exists()
     assert (out / "annotated" / "green.png").is_file()
 
 

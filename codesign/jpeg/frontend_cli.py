@@ -10,6 +10,7 @@ import numpy as np
 from codesign.errors import InputError
 from codesign.jpeg.encode import SUBSAMPLINGS, JpegSettings, encode_jpeg
 from codesign.jpeg.frontend import DEFAULT_QUALITY, DEFAULT_SUBSAMPLING, frontend_settings, prepare_frame, split_frame
+from codesign.output_files import check_output_file
 
 
 def add_convert_options(parser: argparse.ArgumentParser) -> None:
@@ -103,6 +104,7 @@ def add_frames_command(commands) -> None:
     frames.add_argument("project", help="project folder written by codesign convert --jpeg-frontend")
     frames.add_argument("images", nargs="+", help="JPEG files, or with --encode any image of the input size")
     frames.add_argument("--out", required=True, help="file for the frames, back to back as the host link sends them")
+    frames.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     frames.add_argument("--encode", action="store_true",
                         help="encode the images with the project's JPEG settings instead of checking JPEG files")
     frames.set_defaults(run=run_frames_command)
@@ -114,6 +116,7 @@ def run_frames_command(args: argparse.Namespace) -> int:
     from codesign.jpeg.frontend_project import load_frontend
     from codesign.project import load_project
 
+    check_output_file(Path(args.out), args.force, "--out", tuple(Path(name) for name in args.images))
     project = load_project(Path(args.project))
     front_end = load_frontend(project)
     if front_end is None:
