@@ -104,6 +104,8 @@ def detect(
     """
     started = time.monotonic()
     project_dir, images, out = Path(project_dir), Path(images), Path(out).resolve()
+    if jobs is not None and jobs < 0:
+        raise InputError(f"--jobs must be 0 (all cores) or more, got {jobs}")
     paths = find_images(images)
     _check_output(out, force, images, project_dir)
     try:

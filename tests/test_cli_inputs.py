@@ -126,6 +126,12 @@ def test_detect_force_keeps_user_folder(tmp_path, capsys):
     assert (user / "notes.txt").is_file()
 
 
+def test_detect_negative_jobs(tmp_path, capsys):
+    status = main(["detect", str(tmp_path), str(tmp_path), "--out", str(tmp_path / "out"), "--jobs", "-2"])
+    assert status == 2
+    assert "--jobs must be 0 (all cores) or more" in _error_line(capsys)
+
+
 def test_train_rejects_folder_out(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path), "--force"]) == 2
     assert "is a folder" in _error_line(capsys)
