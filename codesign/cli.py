@@ -295,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--sanitize", action="store_true",
                      help="build with AddressSanitizer and UndefinedBehaviorSanitizer (slower; AMD's headers)")
     sim.add_argument("--ap-types", choices=["fast", "amd"], default="fast",
-                     help="compile against codesign's bit-accurate fast model of ap_int/ap_fixed (default, about 13x "
+                     help="compile against codesign's bit-accurate fast model of ap_int/ap_fixed (default, 13x to 23x "
                           "faster) or AMD's headers")
     sim.add_argument("--amd-check", type=int, default=1, metavar="N",
                      help="with --ap-types fast, also run the first N images with AMD's headers and require "
