@@ -65,7 +65,10 @@ def compare_references(project, inputs_nchw: np.ndarray, onnxruntime_outputs: np
     for name, compute in candidates.items():
         outputs = compute()
         if outputs is None:
-            results.append(ReferenceComparison(name, available=False, note="source checkpoint not available"))
+            source = project.meta.get("source", "") or "unknown"
+            note = (f"the Brevitas reference needs the .pt checkpoint the project was converted from; "
+                    f"this project's source is {source}")
+            results.append(ReferenceComparison(name, available=False, note=note))
             continue
         difference = np.abs(np.ldexp(outputs.astype(np.float64) - onnxruntime_outputs.astype(np.float64), frac))
         results.append(ReferenceComparison(
