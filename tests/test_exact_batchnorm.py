@@ -9,7 +9,6 @@ preprocessing. Both must match the float32 reference exactly.
 
 from __future__ import annotations
 
-import json
 from fractions import Fraction
 import sys
 from pathlib import Path
@@ -28,28 +27,10 @@ from brevitas.quant import (
 from codesign import batchnorm
 from codesign.cli import main
 from codesign.export import export, load_qonnx
-from codesign.quantize import QuantizedModel
 from codesign.reference import quant_params
+from exact_support import Exportable as _Exportable, calibrate as _calibrate, simulate as _simulate
 
 TESTS = Path(__file__).resolve().parent
-
-
-class _Exportable(QuantizedModel):
-    """A QuantizedModel for any module, with an explicit example input shape."""
-
-    def __init__(self, module, shape):
-        super().__init__(module=module, config=None, source="test")
-        self._shape = shape
-
-    @property
-    def input_shape(self):
-        return self._shape
-
-
-def _simulate(project, tmp_path, count=20):
-    report_path = tmp_path / "report.json"
-    status = main(["-q", "csim", str(project), "--count", str(count), "--json", str(report_path)])
-    return status, json.loads(report_path.read_text())
 
 
 def _set_running_stats(module, seed):
@@ -97,16 +78,6 @@ def test_float_conv_bn_relu_calibrated_exact(tmp_path, monkeypatch):
     assert sim_status == 0
     assert report["values"] == 20 * 8 * 8 * 4
     assert report["exact_fraction"] == 1.0
-
-
-def _calibrate(module, shape):
-    torch.manual_seed(0)
-    module.train()
-    with torch.no_grad():
-        for _ in range(4):
-            module(torch.randn(32, *shape[1:]))
-    module.eval()
-    return module
 
 
 def _qat_conv_batchnorm(weight_quant, act_quant, input_quant):

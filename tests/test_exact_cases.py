@@ -17,35 +17,13 @@ from brevitas.quant import Int8ActPerTensorFixedPoint, Int8WeightPerTensorFixedP
 
 from codesign.cli import main
 from codesign.export import export
-from codesign.quantize import QuantizedModel
+from exact_support import Exportable as _Exportable, calibrate as _calibrate
 
 pytestmark = pytest.mark.slow
 
 
-class _Exportable(QuantizedModel):
-    """A QuantizedModel for any module, with an explicit example input shape."""
-
-    def __init__(self, module, shape):
-        super().__init__(module=module, config=None, source="test")
-        self._shape = shape
-
-    @property
-    def input_shape(self):
-        return self._shape
-
-
 def _weight_quant(narrow: bool):
     return type("WeightQuant", (Int8WeightPerTensorFixedPoint,), {"narrow_range": narrow})
-
-
-def _calibrate(module, shape):
-    torch.manual_seed(0)
-    module.train()
-    with torch.no_grad():
-        for _ in range(4):
-            module(torch.randn(32, *shape[1:]))
-    module.eval()
-    return module
 
 
 def _convert_and_simulate(module, shape, tmp_path, count=20):

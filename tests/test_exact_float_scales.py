@@ -28,31 +28,9 @@ from brevitas.quant import (
 
 from codesign.cli import main
 from codesign.export import export
-from codesign.quantize import QuantizedModel
 from codesign.reference import QuantParams
 from codesign.thresholds import RESCALED_OUTPUT_BOUND_LSB, quant_thresholds, round_half_even_threshold
-
-
-class _Exportable(QuantizedModel):
-    """A QuantizedModel for any module, with an explicit example input shape."""
-
-    def __init__(self, module, shape):
-        super().__init__(module=module, config=None, source="test")
-        self._shape = shape
-
-    @property
-    def input_shape(self):
-        return self._shape
-
-
-def _calibrate(module, shape):
-    torch.manual_seed(0)
-    module.train()
-    with torch.no_grad():
-        for _ in range(4):
-            module(torch.randn(32, *shape[1:]))
-    module.eval()
-    return module
+from exact_support import Exportable as _Exportable, calibrate as _calibrate
 
 
 def _convert_and_simulate(module, shape, tmp_path, count=20):

@@ -23,33 +23,11 @@ from brevitas.quant import Int8ActPerTensorFixedPoint, Int8WeightPerTensorFixedP
 from codesign import tensorfile
 from codesign.cli import main
 from codesign.export import export
-from codesign.quantize import QuantizedModel
+from exact_support import Exportable as _Exportable, calibrate as _calibrate, simulate as _simulate
 
 pytestmark = pytest.mark.slow
 
 PEER_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "peer-models"
-
-
-class _Exportable(QuantizedModel):
-    """A QuantizedModel for any module, with an explicit example input shape."""
-
-    def __init__(self, module, shape):
-        super().__init__(module=module, config=None, source="test")
-        self._shape = shape
-
-    @property
-    def input_shape(self):
-        return self._shape
-
-
-def _calibrate(module, shape, scale=1.0):
-    torch.manual_seed(0)
-    module.train()
-    with torch.no_grad():
-        for _ in range(4):
-            module(scale * torch.randn(32, *shape[1:]))
-    module.eval()
-    return module
 
 
 def _act(bits=8, signed=True, tensor=False):
@@ -69,12 +47,6 @@ def _convert(module, shape, tmp_path, calibration_scale=1.0):
     project = tmp_path / "project"
     status = main(["-q", "convert", str(qonnx.path), "--out", str(project), "--tb-images", "2"])
     return project, status
-
-
-def _simulate(project, tmp_path, count=20):
-    report_path = tmp_path / "report.json"
-    status = main(["-q", "csim", str(project), "--count", str(count), "--json", str(report_path)])
-    return status, json.loads(report_path.read_text())
 
 
 def _run_codes(project, codes: np.ndarray) -> np.ndarray:
