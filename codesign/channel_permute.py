@@ -2,7 +2,7 @@
 
 PyTorch writes a channel shuffle with ``g`` groups as
 ``x.view(n, g, c // g, h, w).transpose(1, 2).reshape(n, c, h, w)``. After
-qonnx's ``ConvertToChannelsLastAndClean`` the channels-last graph holds it
+qonnx's ``ConvertToChannelsLastAndClean`` the channels-last graph contains it
 as a chain of Transpose and Reshape nodes, for example
 Transpose(NHWC -> NCHW) -> Reshape(N, g, C/g, H, W) -> Transpose ->
 Reshape(N, C, H, W) -> Transpose(NCHW -> NHWC). hls4ml's io_stream cannot

@@ -83,8 +83,8 @@ class CsimReport:
     trace: dict | None = None
     references: list[dict] | None = None
     jpeg_frontend: dict | None = None  # frame statistics of a JPEG front-end project
-    # Outputs rounded to their fixed type (a float-scale output without a quantizer) may
-    # differ from the reference by up to error_bound_lsb; the project records the bound.
+    # Bound in LSB for outputs rounded to their fixed type (a float-scale output without
+    # a quantizer). The project records it.
     error_bound_lsb: float | None = None
     within_bound_values: int | None = None
     # With a bound, detections cannot be identical; codesign.detection_diff measures the difference.
@@ -129,11 +129,10 @@ def _parse_numbers(text: str, path: Path) -> np.ndarray:
 
 
 def check_weight_pair(text_file: Path) -> None:
-    """Raise InputError unless a weights .txt file and its .h file hold the same values.
+    """Raise InputError unless a weights .txt file and its .h file contain the same values.
 
-    C simulation reads the .txt file; synthesis compiles the array in the .h
-    file, so a difference would make csim test other weights than the
-    bitstream's.
+    C simulation reads the .txt file, and synthesis compiles the array in the
+    .h file. A difference would make csim test other weights than the bitstream's.
     """
     header = text_file.with_suffix(".h")
     if not header.is_file():
@@ -146,7 +145,7 @@ def check_weight_pair(text_file: Path) -> None:
     simulated = _parse_numbers(text_file.read_text(), text_file)
     for path, values in ((header, synthesized), (text_file, simulated)):
         if values.size != declared:
-            raise InputError(f"{path} holds {values.size} values, but the array has {declared}; "
+            raise InputError(f"{path} contains {values.size} values, but the array has {declared}; "
                              "re-run codesign convert to restore it")
     differs = np.nonzero(synthesized != simulated)[0]
     if differs.size:
@@ -178,7 +177,7 @@ def check_project_files(project: Project) -> None:
     for path in data_files:
         data = tensorfile.read(path)
         if images is not None and len(data) != images:
-            raise InputError(f"{path} holds {len(data)} items, codesign.json lists {images}; "
+            raise InputError(f"{path} contains {len(data)} items, but codesign.json lists {images}; "
                              "re-run codesign convert to restore it")
 
 

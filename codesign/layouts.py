@@ -306,7 +306,7 @@ class MaxPoolPaddingToPad(Transformation):
     hls4ml's streaming pooling asserts that it has no padding (hls4ml 1.3.0,
     ``nnet_pooling_stream.h``). ONNX pads max pooling with -inf; zero padding
     gives the same maximum only when every input is non-negative, because each
-    window holds at least one input value. Other inputs raise UnsupportedModelError.
+    window contains at least one input value. Other inputs raise UnsupportedModelError.
     """
 
     def apply(self, model: ModelWrapper):

@@ -127,10 +127,10 @@ class AddZeroGemmBias(Transformation):
 
 
 def input_quantizer(model: ModelWrapper, integer_codes: bool = False) -> InputQuantizer:
-    """Return the quantizer on the graph input; the design reads its codes.
+    """Return the quantizer on the graph input, whose codes the design reads.
 
     With ``integer_codes`` (float-scale lowering), the design's input type
-    holds the integer codes themselves, so any scale is allowed.
+    contains the integer codes themselves, so any scale is allowed.
     """
     input_name = model.graph.input[0].name
     consumers = model.find_consumers(input_name)

@@ -321,6 +321,7 @@ class _Rewriter:
         self.ranges[node.output[0]] = (params.code_min, params.code_max)
 
     def accumulate(self, node) -> None:
+        """Turn a Conv or MatMul into an integer accumulator and record its exact affine map and code range."""
         where = f"node {node.name!r} ({node.op_type})"
         source = node.input[0]
         if source not in self.scales:
@@ -332,6 +333,7 @@ class _Rewriter:
             axis = 0
         else:
             axis = 1
+
         codes, weight_scales = self._weight_codes(node.input[1], axis, where)
         g = self.scales[source]
         alphas = [g * s for s in weight_scales]
@@ -340,8 +342,10 @@ class _Rewriter:
         if node.op_type == "Conv" and len(node.input) > 2 and node.input[2]:
             affine.betas = self._bias(node.input[2], len(alphas), where)
             del node.input[2]
+
         prefix = f"{self.model.find_producer(node.input[1]).name or node.input[1]}_codes"
         affine.weight_values, affine.weight_bits, affine.weight_axis = f"{prefix}_values", f"{prefix}_bits", axis
+
         if source in self.ranges:
             low, high = self.ranges[source]
             if node.op_type == "Conv":

@@ -211,22 +211,26 @@ int main() {
     CONVERT_MODES(u9_9, 6, 7, ap_fixed)
     CONVERT_MODES(u9_9, 1, 1, ap_ufixed)
     CONVERT_MODES(s10_2, 1, 1, ap_fixed)
+
     DOUBLE_MODES(6, 3, ap_fixed)
     DOUBLE_MODES(5, 2, ap_ufixed)
     DOUBLE_MODES(8, 8, ap_fixed)
     DOUBLE_MODES(4, 0, ap_fixed)
+
     arith<ap_fixed<5, 2>, ap_fixed<4, 3>>("s5_2 s4_3");
     arith<ap_ufixed<5, 1>, ap_fixed<6, 4>>("u5_1 s6_4");
     arith<ap_fixed<6, 6>, ap_ufixed<4, 0>>("s6_6 u4_0");
     arith<ap_ufixed<4, 4>, ap_ufixed<5, 2>>("u4_4 u5_2");
     arith<ap_fixed<5, 2, AP_RND_CONV, AP_SAT>, ap_fixed<4, 1, AP_RND, AP_SAT_SYM>>("s5_2 rnd sat");
     arith<ap_fixed<6, -2>, ap_fixed<5, 7>>("s6_m2 s5_7");
+
     wide<ap_fixed<18, 10>, ap_fixed<16, 2>, ap_fixed<16, 8, AP_RND_CONV, AP_SAT>>("s18 s16 -> s16 rnd_conv sat");
     wide<ap_fixed<18, 10>, ap_ufixed<6, 1>, ap_ufixed<6, 1, AP_RND_CONV, AP_SAT>>("s18 u6 -> u6 rnd_conv sat");
     wide<ap_fixed<33, 5>, ap_fixed<33, 20>, ap_fixed<40, 12, AP_RND, AP_SAT_SYM>>("s33 s33 -> s40 rnd sat_sym");
     wide<ap_fixed<48, 30>, ap_ufixed<40, 8>, ap_fixed<70, 40, AP_TRN_ZERO, AP_SAT>>("s48 u40 -> s70");
     wide<ap_ufixed<60, 32>, ap_fixed<64, 10>, ap_fixed<24, 12, AP_RND_CONV, AP_WRAP>>("u60 s64 -> s24 wrap");
     wide<ap_fixed<62, 0>, ap_fixed<31, 31>, ap_ufixed<63, 40, AP_RND_INF, AP_SAT_ZERO>>("s62 s31 -> u63");
+
     int_arith<ap_int<5>, ap_int<4>>("i5 i4");
     int_arith<ap_uint<5>, ap_int<6>>("u5 i6");
     int_arith<ap_uint<4>, ap_uint<6>>("u4 u6");

@@ -2,7 +2,7 @@
 
 Each small model is a Brevitas module with power-of-two quantizers. It is
 exported to QONNX, converted from the QONNX file and C-simulated on random
-inputs inside the input quantizer's range; every output value must match the
+inputs inside the input quantizer's range. Every output value must match the
 reference exactly. Several layers share one model so that one conversion
 and one g++ build cover them. The peer models take about 60 s each
 (conversion and 20 images on 2 cores).

@@ -316,7 +316,7 @@ def test_distinct_quant_tables_of_colour_and_grey():
 
 
 def test_bitstream_project_sends_frames(frontend_project):
-    """The AXI4-Stream wrapper reads frames, and the host runtime knows the frame format."""
+    """The AXI4-Stream wrapper reads frames, and the host runtime records the frame format."""
     bitstream = frontend_project / "bitstream"
     wrapper = (bitstream / "myproject_axis.cpp").read_text()
     hardware = json.loads((frontend_project / "host" / "accelerator.json").read_text())

@@ -231,6 +231,7 @@ inline typename storage<Wd, Sd>::type from_double(double d) {
     bool qb = rem >= 0.5;
     bool r = rem != 0.0 && rem != 0.5;
     bool fodd = std::fmod(f, 2.0) != 0.0;
+
     bool add;
     if constexpr (Q == AP_TRN) add = false;
     else if constexpr (Q == AP_RND) add = qb;
@@ -240,6 +241,7 @@ inline typename storage<Wd, Sd>::type from_double(double d) {
     else if constexpr (Q == AP_RND_CONV) add = qb && (fodd || r);
     else add = neg && (qb || r);  // AP_TRN_ZERO
     if (add) f += 1.0;
+
     constexpr int dbits = storage<Wd, Sd>::bits;
     typedef i128 T;
     constexpr double limit = 1.6e38;  // below 2**127

@@ -599,7 +599,11 @@ template <int _AP_W, int _AP_I, bool _AP_S, ap_q_mode _AP_Q, ap_o_mode _AP_O, in
     inline ap_fixed_base shr(int sh) const {
         if (sh < 0) return shl(-sh);
         ap_fixed_base r;
-        r.V = sh >= _AP_W ? (V < 0 ? canonical(-1) : 0) : canonical(static_cast<cdap::i128>(V) >> sh);
+        if (sh < _AP_W) {
+            r.V = canonical(static_cast<cdap::i128>(V) >> sh);
+        } else if (V < 0) {
+            r.V = canonical(-1);
+        }
         return r;
     }
     template <typename T, cdap::enable_c_int<T> = 0> INLINE ap_fixed_base operator<<(T sh) const { return shl(static_cast<int>(sh)); }
